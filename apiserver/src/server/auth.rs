@@ -1,0 +1,1 @@
+//! Authentication (client certificates) and authorization (admin and read-only groups).

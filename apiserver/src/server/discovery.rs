@@ -1,0 +1,1 @@
+//! Legacy and aggregated discovery documents built from the registry.

@@ -1,0 +1,1 @@
+//! Writing the admin kubeconfig for the embedded server.

@@ -1,0 +1,1 @@
+//! The embedded PKI: CA, serving and client certificates created on first start.

@@ -1,0 +1,1 @@
+//! Server-side validation of objects against their schema and the metadata rules.

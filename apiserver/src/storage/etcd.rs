@@ -1,0 +1,1 @@
+//! The etcd backend (`etcd-client`), for cluster mode.

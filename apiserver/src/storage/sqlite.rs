@@ -1,0 +1,1 @@
+//! The SQLite backend (embedded default): WAL, synchronous=FULL, a revision log for watches.

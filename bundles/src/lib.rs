@@ -1,0 +1,1 @@
+//! ARC data plane: sources, destinations and pipelines that move artifacts digest-exactly.

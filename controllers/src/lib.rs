@@ -1,0 +1,1 @@
+//! ARC controllers: Order and ArtifactWorkflow reconcilers and their executors.

@@ -1,2 +1,7 @@
 //! `arcd`: parses the command line and hands over to the library.
-fn main() {}
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    arcd::cli::main(arcd::cli::Cli::parse())
+}

@@ -18,6 +18,17 @@ pub struct Cli {
 /// The roles of the `arcd` binary.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run everything on this host: embedded API server, controllers, local executor, file syncer,
+    /// health and metrics. With `--once`: sync, run every Order to completion, print a summary, exit.
+    Run(commands::run::RunArgs),
+    /// Check the configuration and resource files offline; print every error as `file:line:col: message`.
+    Validate(commands::validate::ValidateArgs),
+    /// Show Orders and their artifacts with phase and age.
+    Status(commands::status::StatusArgs),
+    /// Print the admin kubeconfig of the embedded API server.
+    Kubeconfig(commands::kubeconfig::KubeconfigArgs),
+    /// Run the controllers against an API server given by a kubeconfig (cluster mode).
+    Controllers(commands::controllers::ControllersArgs),
     /// Serve the ARC API (embedded storage or etcd) until SIGTERM.
     Apiserver(commands::apiserver::ApiserverArgs),
     /// Run the data-plane worker for one artifact (used by executors).
@@ -27,6 +38,11 @@ pub enum Command {
 /// Runs the chosen subcommand and maps its outcome to the process exit code.
 pub fn main(cli: Cli) -> ExitCode {
     let result = match cli.command {
+        Command::Run(args) => commands::run::run(args),
+        Command::Validate(args) => commands::validate::run(args),
+        Command::Status(args) => commands::status::run(args),
+        Command::Kubeconfig(args) => commands::kubeconfig::run(args),
+        Command::Controllers(args) => commands::controllers::run(args),
         Command::Apiserver(args) => commands::apiserver::run(args),
         Command::Worker(args) => commands::worker::run(args),
     };

@@ -1,0 +1,1 @@
+//! Plain HTTP(S) file sources: streaming GET with retries and a custom CA.

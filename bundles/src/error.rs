@@ -108,7 +108,11 @@ impl Error {
 
     /// Shorthand for an [`ErrorKind::Io`] error on `path` with its cause.
     pub fn io(what: impl fmt::Display, path: &std::path::Path, source: std::io::Error) -> Self {
-        Self::new(ErrorKind::Io, format!("{what} {}: {source}", path.display())).with_source(source)
+        Self::new(
+            ErrorKind::Io,
+            format!("{what} {}: {source}", path.display()),
+        )
+        .with_source(source)
     }
 
     /// Shorthand for an [`ErrorKind::Cancelled`] error.
@@ -218,7 +222,9 @@ impl Error {
         let error = match status {
             401 | 403 => Self::new(ErrorKind::Unauthorized, reason),
             404 | 410 => Self::new(ErrorKind::NotFound, reason),
-            408 | 429 | 500 | 502 | 503 | 504 => Self::transient(reason).with_retry_after(retry_after),
+            408 | 429 | 500 | 502 | 503 | 504 => {
+                Self::transient(reason).with_retry_after(retry_after)
+            }
             _ => Self::new(ErrorKind::Transport, reason),
         };
         error.with_endpoint(endpoint)
@@ -226,7 +232,9 @@ impl Error {
 }
 
 fn status_text(status: u16) -> String {
-    http_reason(status).map(|r| format!(" {r}")).unwrap_or_default()
+    http_reason(status)
+        .map(|r| format!(" {r}"))
+        .unwrap_or_default()
 }
 
 fn http_reason(status: u16) -> Option<&'static str> {
@@ -285,8 +293,14 @@ mod tests {
 
     #[test]
     fn http_status_classification() {
-        assert_eq!(Error::from_http_status(401, "u", None).kind(), ErrorKind::Unauthorized);
-        assert_eq!(Error::from_http_status(404, "u", None).kind(), ErrorKind::NotFound);
+        assert_eq!(
+            Error::from_http_status(401, "u", None).kind(),
+            ErrorKind::Unauthorized
+        );
+        assert_eq!(
+            Error::from_http_status(404, "u", None).kind(),
+            ErrorKind::NotFound
+        );
         let e = Error::from_http_status(503, "u", None);
         assert!(e.is_transient());
         assert_eq!(e.exit_code(), 75);
@@ -297,7 +311,9 @@ mod tests {
 
     #[test]
     fn or_artifact_keeps_the_first_name() {
-        let e = Error::invalid_parameter("x").with_artifact("a").or_artifact("b");
+        let e = Error::invalid_parameter("x")
+            .with_artifact("a")
+            .or_artifact("b");
         assert_eq!(e.artifact(), Some("a"));
         assert_eq!(e.exit_code(), 2);
     }

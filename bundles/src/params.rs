@@ -85,8 +85,14 @@ pub enum EndpointType {
 
 impl EndpointType {
     /// Every Endpoint type, in documentation order.
-    pub const ALL: [EndpointType; 6] =
-        [Self::Oci, Self::Helm, Self::Http, Self::S3, Self::Dir, Self::Bundle];
+    pub const ALL: [EndpointType; 6] = [
+        Self::Oci,
+        Self::Helm,
+        Self::Http,
+        Self::S3,
+        Self::Dir,
+        Self::Bundle,
+    ];
 
     /// The name used in `spec.type` and the `srcType`/`dstType` parameters.
     pub fn as_str(self) -> &'static str {
@@ -111,13 +117,16 @@ impl FromStr for EndpointType {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        Self::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| {
-            let known: Vec<_> = Self::ALL.iter().map(|t| t.as_str()).collect();
-            Error::invalid_parameter(format!(
-                "unknown endpoint type `{s}`; known types: {}",
-                known.join(", ")
-            ))
-        })
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                let known: Vec<_> = Self::ALL.iter().map(|t| t.as_str()).collect();
+                Error::invalid_parameter(format!(
+                    "unknown endpoint type `{s}`; known types: {}",
+                    known.join(", ")
+                ))
+            })
     }
 }
 
@@ -141,7 +150,10 @@ pub struct Sha256Hex(String);
 impl Sha256Hex {
     /// Parses `hex` or `sha256:hex` (hex digits in either case).
     pub fn parse(value: &str) -> Option<Self> {
-        let hex = value.strip_prefix("sha256:").unwrap_or(value).to_ascii_lowercase();
+        let hex = value
+            .strip_prefix("sha256:")
+            .unwrap_or(value)
+            .to_ascii_lowercase();
         (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(Self(hex))
     }
 
@@ -189,13 +201,19 @@ impl Params {
                     "parameter `{arg}` is not of the form name=value"
                 )));
             };
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+            {
                 return Err(Error::invalid_parameter(format!(
                     "parameter name `{name}` is empty or has characters other than letters, digits, `_`, `-`, `.`"
                 )));
             }
             if values.insert(name.to_string(), value.to_string()).is_some() {
-                return Err(Error::invalid_parameter(format!("parameter `{name}` is given twice")));
+                return Err(Error::invalid_parameter(format!(
+                    "parameter `{name}` is given twice"
+                )));
             }
         }
         Ok(Self { values })
@@ -208,7 +226,12 @@ impl Params {
         K: Into<String>,
         V: Into<String>,
     {
-        Self { values: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
+        Self {
+            values: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
     }
 
     /// Sets one parameter.
@@ -233,8 +256,9 @@ impl Params {
 
     /// The value, or an error naming the missing parameter.
     pub fn required(&self, name: &str) -> Result<&str> {
-        self.optional(name)
-            .ok_or_else(|| Error::invalid_parameter(format!("required parameter `{name}` is missing or empty")))
+        self.optional(name).ok_or_else(|| {
+            Error::invalid_parameter(format!("required parameter `{name}` is missing or empty"))
+        })
     }
 
     /// A boolean parameter (`"true"` / `"false"`, case-insensitive); absent or empty → `default`.
@@ -266,13 +290,19 @@ impl Params {
     pub fn endpoint(&self, side: Side) -> Result<EndpointParams> {
         let p = side.prefix();
         let type_name = format!("{p}Type");
-        let kind = self.required(&type_name)?.parse::<EndpointType>().map_err(|e| {
-            Error::invalid_parameter(format!("parameter `{type_name}`: {}", e.reason()))
-        })?;
+        let kind = self
+            .required(&type_name)?
+            .parse::<EndpointType>()
+            .map_err(|e| {
+                Error::invalid_parameter(format!("parameter `{type_name}`: {}", e.reason()))
+            })?;
         Ok(EndpointParams {
             side,
             kind,
-            remote_url: self.get(&format!("{p}RemoteURL")).unwrap_or_default().to_string(),
+            remote_url: self
+                .get(&format!("{p}RemoteURL"))
+                .unwrap_or_default()
+                .to_string(),
             has_secret: self.bool_or(&format!("{p}Secret"), false)?,
         })
     }
@@ -312,7 +342,12 @@ mod tests {
 
     #[test]
     fn rejects_malformed_and_duplicate() {
-        for bad in [vec!["novalue"], vec!["=x"], vec!["a b=1"], vec!["a=1", "a=2"]] {
+        for bad in [
+            vec!["novalue"],
+            vec!["=x"],
+            vec!["a b=1"],
+            vec!["a=1", "a=2"],
+        ] {
             let e = Params::from_args(bad.clone()).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidParameter, "{bad:?}");
         }
@@ -326,13 +361,24 @@ mod tests {
 
     #[test]
     fn endpoint_and_bool() {
-        let p = Params::from_pairs([("srcType", "s3"), ("srcRemoteURL", "s3://b"), ("srcSecret", "TRUE")]);
+        let p = Params::from_pairs([
+            ("srcType", "s3"),
+            ("srcRemoteURL", "s3://b"),
+            ("srcSecret", "TRUE"),
+        ]);
         let ep = p.endpoint(Side::Src).unwrap();
         assert_eq!(ep.kind, EndpointType::S3);
         assert!(ep.has_secret);
-        let bad = Params::from_pairs([("dstType", "ftp")]).endpoint(Side::Dst).unwrap_err();
-        assert!(bad.to_string().contains("dstType") && bad.to_string().contains("s3"), "{bad}");
-        let bad = Params::from_pairs([("srcType", "dir"), ("srcSecret", "yes")]).endpoint(Side::Src).unwrap_err();
+        let bad = Params::from_pairs([("dstType", "ftp")])
+            .endpoint(Side::Dst)
+            .unwrap_err();
+        assert!(
+            bad.to_string().contains("dstType") && bad.to_string().contains("s3"),
+            "{bad}"
+        );
+        let bad = Params::from_pairs([("srcType", "dir"), ("srcSecret", "yes")])
+            .endpoint(Side::Src)
+            .unwrap_err();
         assert!(bad.to_string().contains("srcSecret"), "{bad}");
     }
 
@@ -347,11 +393,17 @@ mod tests {
 
     #[test]
     fn artifact_label_prefers_image_then_chart_then_file() {
-        assert_eq!(Params::from_pairs([("specPath", "x")]).artifact_label(), "file x");
+        assert_eq!(
+            Params::from_pairs([("specPath", "x")]).artifact_label(),
+            "file x"
+        );
         assert_eq!(
             Params::from_pairs([("specName", "c"), ("specVersion", "1.0")]).artifact_label(),
             "chart c@1.0"
         );
-        assert_eq!(Params::from_pairs([("specImage", "i:1")]).artifact_label(), "image i:1");
+        assert_eq!(
+            Params::from_pairs([("specImage", "i:1")]).artifact_label(),
+            "image i:1"
+        );
     }
 }

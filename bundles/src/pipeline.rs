@@ -44,7 +44,11 @@ impl Template {
 
     /// The built-in template names, comma separated (for messages).
     pub fn names() -> String {
-        Self::ALL.iter().map(|t| t.name()).collect::<Vec<_>>().join(", ")
+        Self::ALL
+            .iter()
+            .map(|t| t.name())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -60,12 +64,15 @@ impl FromStr for Template {
     /// Parses a template name; an unknown one is an invalid-parameter error listing the
     /// built-in templates.
     fn from_str(name: &str) -> Result<Self> {
-        Self::ALL.into_iter().find(|t| t.name() == name).ok_or_else(|| {
-            Error::invalid_parameter(format!(
-                "unknown workflow template `{name}`; built-in templates: {}",
-                Self::names()
-            ))
-        })
+        Self::ALL
+            .into_iter()
+            .find(|t| t.name() == name)
+            .ok_or_else(|| {
+                Error::invalid_parameter(format!(
+                    "unknown workflow template `{name}`; built-in templates: {}",
+                    Self::names()
+                ))
+            })
     }
 }
 
@@ -154,6 +161,9 @@ mod tests {
         let e = "arc-ftp".parse::<Template>().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidParameter);
         let msg = e.to_string();
-        assert!(msg.contains("arc-ftp") && msg.contains("arc-oci, arc-helm, arc-file"), "{msg}");
+        assert!(
+            msg.contains("arc-ftp") && msg.contains("arc-oci, arc-helm, arc-file"),
+            "{msg}"
+        );
     }
 }

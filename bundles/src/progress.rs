@@ -203,7 +203,10 @@ impl Reporter {
             t.artifact = artifact.to_string();
         }
         tracing::info!("{template}: moving {artifact}");
-        self.emit(&Event::Start { template: template.to_string(), artifact: artifact.to_string() });
+        self.emit(&Event::Start {
+            template: template.to_string(),
+            artifact: artifact.to_string(),
+        });
     }
 
     /// Counts `bytes` transferred so far (while a blob streams); emits a `progress` event at
@@ -219,7 +222,10 @@ impl Reporter {
                 return;
             }
             t.last_progress = Some(Instant::now());
-            Event::Progress { bytes: t.bytes, blobs: t.blobs }
+            Event::Progress {
+                bytes: t.bytes,
+                blobs: t.blobs,
+            }
         };
         self.emit(&event);
     }
@@ -234,17 +240,27 @@ impl Reporter {
                 BlobStatus::Copied | BlobStatus::Mounted => t.blobs += 1,
             }
         }
-        tracing::info!("blob {digest} ({bytes} bytes) {}", match status {
-            BlobStatus::Copied => "copied",
-            BlobStatus::Skipped => "already present, skipped",
-            BlobStatus::Mounted => "mounted",
+        tracing::info!(
+            "blob {digest} ({bytes} bytes) {}",
+            match status {
+                BlobStatus::Copied => "copied",
+                BlobStatus::Skipped => "already present, skipped",
+                BlobStatus::Mounted => "mounted",
+            }
+        );
+        self.emit(&Event::Blob {
+            digest: digest.to_string(),
+            bytes,
+            status,
         });
-        self.emit(&Event::Blob { digest: digest.to_string(), bytes, status });
     }
 
     /// Something was published at the destination (`pushed` event).
     pub fn pushed(&self, reference: &str, digest: &str) {
-        let pushed = Pushed { reference: reference.to_string(), digest: digest.to_string() };
+        let pushed = Pushed {
+            reference: reference.to_string(),
+            digest: digest.to_string(),
+        };
         self.totals().pushed.push(pushed.clone());
         tracing::info!("published {reference} ({digest})");
         self.emit(&Event::Pushed(pushed));
@@ -271,8 +287,12 @@ impl Reporter {
             blobs: t.blobs,
             skipped: t.skipped,
             pushed: t.pushed.clone(),
-            duration_ms: u64::try_from(self.inner.started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            error: error.map(|e| ErrorSummary { kind: e.kind(), message: e.to_string() }),
+            duration_ms: u64::try_from(self.inner.started.elapsed().as_millis())
+                .unwrap_or(u64::MAX),
+            error: error.map(|e| ErrorSummary {
+                kind: e.kind(),
+                message: e.to_string(),
+            }),
         }
     }
 
@@ -301,7 +321,10 @@ impl Captured {
 
 impl Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
         Ok(buf.len())
     }
 
@@ -326,8 +349,14 @@ mod tests {
         let s = r.finish(None);
         assert_eq!((s.bytes, s.blobs, s.skipped, s.pushed.len()), (15, 1, 1, 1));
         let events = captured.events();
-        let names: Vec<_> = events.iter().map(|e| e["event"].as_str().unwrap().to_string()).collect();
-        assert_eq!(names, ["start", "progress", "blob", "blob", "pushed", "summary"]);
+        let names: Vec<_> = events
+            .iter()
+            .map(|e| e["event"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            ["start", "progress", "blob", "blob", "pushed", "summary"]
+        );
         assert_eq!(events[2]["digest"], "sha256:ab");
         assert_eq!(events[2]["bytes"], 15);
         assert_eq!(events[5]["ok"], true);

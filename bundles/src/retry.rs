@@ -40,7 +40,10 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// A policy with no retry.
     pub fn none() -> Self {
-        Self { max_attempts: 1, ..Self::default() }
+        Self {
+            max_attempts: 1,
+            ..Self::default()
+        }
     }
 
     /// The delay before retry number `retry` (1-based) after `error`: the server's
@@ -51,7 +54,10 @@ impl RetryPolicy {
             return after.min(self.max_retry_after);
         }
         let factor = 2u32.saturating_pow(retry.saturating_sub(1));
-        let ceiling = self.initial_delay.saturating_mul(factor).min(self.max_delay);
+        let ceiling = self
+            .initial_delay
+            .saturating_mul(factor)
+            .min(self.max_delay);
         let half = ceiling / 2;
         let jitter_nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
         half + Duration::from_nanos(rand::rng().random_range(0..=jitter_nanos))
@@ -132,7 +138,13 @@ mod tests {
         let calls = AtomicU32::new(0);
         let v = retry(&fast(), &CancellationToken::new(), "t", |n| {
             calls.fetch_add(1, Ordering::SeqCst);
-            async move { if n < 3 { Err(Error::transient("503")) } else { Ok(n) } }
+            async move {
+                if n < 3 {
+                    Err(Error::transient("503"))
+                } else {
+                    Ok(n)
+                }
+            }
         })
         .await
         .unwrap();
@@ -170,7 +182,9 @@ mod tests {
     async fn cancellation_stops_waiting() {
         let cancel = CancellationToken::new();
         cancel.cancel();
-        let e = retry(&fast(), &cancel, "t", |_| async { Ok::<_, Error>(1) }).await.unwrap_err();
+        let e = retry(&fast(), &cancel, "t", |_| async { Ok::<_, Error>(1) })
+            .await
+            .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Cancelled);
     }
 
@@ -184,7 +198,10 @@ mod tests {
         let e = Error::transient("429").with_retry_after(Some(Duration::from_secs(60)));
         assert_eq!(p.delay(1, &e), p.max_retry_after);
         assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon"), None);
     }
 }

@@ -61,13 +61,21 @@ impl ScanCommand {
     /// The scanner configured in the environment ([`SCANNER_COMMAND_ENV`],
     /// [`SCANNER_TIMEOUT_ENV`]), if any; an empty value means none.
     pub fn from_env() -> Result<Option<Self>> {
-        let Some(line) = std::env::var(SCANNER_COMMAND_ENV).ok().filter(|v| !v.trim().is_empty()) else {
+        let Some(line) = std::env::var(SCANNER_COMMAND_ENV)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+        else {
             return Ok(None);
         };
-        let timeout = match std::env::var(SCANNER_TIMEOUT_ENV).ok().filter(|v| !v.is_empty()) {
+        let timeout = match std::env::var(SCANNER_TIMEOUT_ENV)
+            .ok()
+            .filter(|v| !v.is_empty())
+        {
             None => Duration::from_secs(DEFAULT_SCAN_TIMEOUT_SECS),
             Some(v) => Duration::from_secs(v.parse().map_err(|_| {
-                Error::invalid_parameter(format!("{SCANNER_TIMEOUT_ENV} must be a number of seconds, not `{v}`"))
+                Error::invalid_parameter(format!(
+                    "{SCANNER_TIMEOUT_ENV} must be a number of seconds, not `{v}`"
+                ))
             })?),
         };
         Self::parse(&line, timeout).map(Some)
@@ -97,11 +105,17 @@ impl ScanCommand {
 
     /// Scans `path` (the staged `artifact`). Non-zero exit, a timeout, or a scanner that cannot
     /// start fails with [`ErrorKind::ScanFailed`]; the message ends with the output's tail.
-    pub async fn scan(&self, path: &Path, artifact: &str, cancel: &CancellationToken) -> Result<()> {
+    pub async fn scan(
+        &self,
+        path: &Path,
+        artifact: &str,
+        cancel: &CancellationToken,
+    ) -> Result<()> {
         let argv = self.argv_for(path);
         let program = &argv[0];
         tracing::info!("scanning {artifact} with {program}");
-        let fail = |reason: String| Error::new(ErrorKind::ScanFailed, reason).with_artifact(artifact);
+        let fail =
+            |reason: String| Error::new(ErrorKind::ScanFailed, reason).with_artifact(artifact);
         let mut child = tokio::process::Command::new(program)
             .args(&argv[1..])
             .stdin(Stdio::null())
@@ -150,10 +164,20 @@ fn output_tail(output: &[u8]) -> String {
     let text = String::from_utf8_lossy(output);
     let trimmed = text.trim();
     let start = trimmed.len().saturating_sub(OUTPUT_TAIL_LIMIT_BYTES);
-    let start = (start..=trimmed.len()).find(|i| trimmed.is_char_boundary(*i)).unwrap_or(trimmed.len());
-    let tail: Vec<&str> = trimmed[start..].lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let start = (start..=trimmed.len())
+        .find(|i| trimmed.is_char_boundary(*i))
+        .unwrap_or(trimmed.len());
+    let tail: Vec<&str> = trimmed[start..]
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     let joined = tail.join(" | ");
-    if start > 0 { format!("…{joined}") } else { joined }
+    if start > 0 {
+        format!("…{joined}")
+    } else {
+        joined
+    }
 }
 
 /// Splits a command line like a POSIX shell would, without expansions.
@@ -236,7 +260,10 @@ mod tests {
         let c = ScanCommand::parse("scan --file={path}", t).unwrap();
         assert_eq!(c.argv_for(Path::new("/s/x")), ["scan", "--file=/s/x"]);
         let c = ScanCommand::parse("clamscan --no-summary", t).unwrap();
-        assert_eq!(c.argv_for(Path::new("/s/x")), ["clamscan", "--no-summary", "/s/x"]);
+        assert_eq!(
+            c.argv_for(Path::new("/s/x")),
+            ["clamscan", "--no-summary", "/s/x"]
+        );
         assert!(ScanCommand::parse("  ", t).is_err());
     }
 
@@ -247,7 +274,11 @@ mod tests {
         std::fs::write(&file, b"x").unwrap();
         let cancel = CancellationToken::new();
         let t = Duration::from_secs(30);
-        ScanCommand::parse("test -f {path}", t).unwrap().scan(&file, "file a", &cancel).await.unwrap();
+        ScanCommand::parse("test -f {path}", t)
+            .unwrap()
+            .scan(&file, "file a", &cancel)
+            .await
+            .unwrap();
         let e = ScanCommand::parse("sh -c 'echo found EICAR in $0; exit 1' {path}", t)
             .unwrap()
             .scan(&file, "file a", &cancel)
@@ -256,7 +287,11 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::ScanFailed);
         assert!(e.to_string().contains("found EICAR in"), "{e}");
         assert!(e.to_string().contains("file a"), "{e}");
-        let e = ScanCommand::parse("/nonexistent/scanner", t).unwrap().scan(&file, "f", &cancel).await.unwrap_err();
+        let e = ScanCommand::parse("/nonexistent/scanner", t)
+            .unwrap()
+            .scan(&file, "f", &cancel)
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("cannot start scanner"), "{e}");
     }
 

@@ -69,10 +69,22 @@ impl fmt::Debug for Credentials {
             .field("username", &self.username)
             .field("password", &present(self.password.is_some()))
             .field("token", &present(self.token.is_some()))
-            .field("docker_config_json", &present(self.docker_config_json.is_some()))
+            .field(
+                "docker_config_json",
+                &present(self.docker_config_json.is_some()),
+            )
             .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &present(self.secret_access_key.is_some()))
-            .field("ca_cert_pem", &self.ca_cert_pem.as_ref().map(|c| format!("{} bytes", c.len())))
+            .field(
+                "secret_access_key",
+                &present(self.secret_access_key.is_some()),
+            )
+            .field(
+                "ca_cert_pem",
+                &self
+                    .ca_cert_pem
+                    .as_ref()
+                    .map(|c| format!("{} bytes", c.len())),
+            )
             .finish()
     }
 }
@@ -82,22 +94,35 @@ impl Credentials {
     /// Secret); unknown files are ignored (Kubernetes puts `..data` links there). Values other
     /// than `ca.crt` and `.dockerconfigjson` lose one trailing newline, as `echo` leaves one.
     pub fn load(dir: &Path) -> Result<Self> {
-        let mut creds = Self { dir: Some(dir.to_path_buf()), ..Self::default() };
+        let mut creds = Self {
+            dir: Some(dir.to_path_buf()),
+            ..Self::default()
+        };
         if !dir.exists() {
             return Ok(creds);
         }
         if !dir.is_dir() {
-            return Err(Error::new(ErrorKind::Io, format!("secret directory {} is not a directory", dir.display())));
+            return Err(Error::new(
+                ErrorKind::Io,
+                format!("secret directory {} is not a directory", dir.display()),
+            ));
         }
         let text = |name: &str| -> Result<Option<String>> {
-            let Some(bytes) = read_limited(&dir.join(name))? else { return Ok(None) };
+            let Some(bytes) = read_limited(&dir.join(name))? else {
+                return Ok(None);
+            };
             let value = String::from_utf8(bytes).map_err(|_| {
-                Error::invalid_parameter(format!("secret file {} is not UTF-8", dir.join(name).display()))
+                Error::invalid_parameter(format!(
+                    "secret file {} is not UTF-8",
+                    dir.join(name).display()
+                ))
             })?;
             Ok(Some(value))
         };
         let line = |name: &str| -> Result<Option<String>> {
-            Ok(text(name)?.map(|v| trim_one_newline(&v).to_string()).filter(|v| !v.is_empty()))
+            Ok(text(name)?
+                .map(|v| trim_one_newline(&v).to_string())
+                .filter(|v| !v.is_empty()))
         };
         creds.username = line("username")?;
         creds.password = line("password")?.map(SecretString);
@@ -129,16 +154,32 @@ impl Credentials {
     /// `.dockerconfigjson` (`auths.<host>.username/password` or `auth` = base64 `user:pass`).
     /// Keys may be bare hosts or URLs (`https://host/v1/`).
     pub fn docker_auth_for(&self, host: &str) -> Result<Option<(String, SecretString)>> {
-        let Some(json) = &self.docker_config_json else { return Ok(None) };
-        let where_ = || {
-            self.dir.as_ref().map(|d| d.join(".dockerconfigjson").display().to_string()).unwrap_or_default()
+        let Some(json) = &self.docker_config_json else {
+            return Ok(None);
         };
-        let config: serde_json::Value = serde_json::from_str(json.expose())
-            .map_err(|e| Error::invalid_parameter(format!("{} is not valid JSON: {e}", where_())))?;
-        let Some(auths) = config.get("auths").and_then(|a| a.as_object()) else { return Ok(None) };
-        let entry = auths.iter().find(|(key, _)| registry_host(key) == host).map(|(_, v)| v);
+        let where_ = || {
+            self.dir
+                .as_ref()
+                .map(|d| d.join(".dockerconfigjson").display().to_string())
+                .unwrap_or_default()
+        };
+        let config: serde_json::Value = serde_json::from_str(json.expose()).map_err(|e| {
+            Error::invalid_parameter(format!("{} is not valid JSON: {e}", where_()))
+        })?;
+        let Some(auths) = config.get("auths").and_then(|a| a.as_object()) else {
+            return Ok(None);
+        };
+        let entry = auths
+            .iter()
+            .find(|(key, _)| registry_host(key) == host)
+            .map(|(_, v)| v);
         let Some(entry) = entry else { return Ok(None) };
-        let field = |name: &str| entry.get(name).and_then(|v| v.as_str()).filter(|s| !s.is_empty());
+        let field = |name: &str| {
+            entry
+                .get(name)
+                .and_then(|v| v.as_str())
+                .filter(|s| !s.is_empty())
+        };
         if let (Some(user), Some(pass)) = (field("username"), field("password")) {
             return Ok(Some((user.to_string(), SecretString::new(pass))));
         }
@@ -147,11 +188,19 @@ impl Credentials {
                 .decode(auth)
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| Error::invalid_parameter(format!("{}: `auth` for {host} is not base64 of user:password", where_())))?;
+                .ok_or_else(|| {
+                    Error::invalid_parameter(format!(
+                        "{}: `auth` for {host} is not base64 of user:password",
+                        where_()
+                    ))
+                })?;
             if let Some((user, pass)) = decoded.split_once(':') {
                 return Ok(Some((user.to_string(), SecretString::new(pass))));
             }
-            return Err(Error::invalid_parameter(format!("{}: `auth` for {host} is not user:password", where_())));
+            return Err(Error::invalid_parameter(format!(
+                "{}: `auth` for {host} is not user:password",
+                where_()
+            )));
         }
         Ok(None)
     }
@@ -164,7 +213,9 @@ fn registry_host(key: &str) -> &str {
 }
 
 fn trim_one_newline(v: &str) -> &str {
-    v.strip_suffix("\r\n").or_else(|| v.strip_suffix('\n')).unwrap_or(v)
+    v.strip_suffix("\r\n")
+        .or_else(|| v.strip_suffix('\n'))
+        .unwrap_or(v)
 }
 
 fn read_limited(path: &Path) -> Result<Option<Vec<u8>>> {
@@ -179,7 +230,9 @@ fn read_limited(path: &Path) -> Result<Option<Vec<u8>>> {
         }
         Ok(_) => {}
     }
-    std::fs::read(path).map(Some).map_err(|e| Error::io("cannot read secret file", path, e))
+    std::fs::read(path)
+        .map(Some)
+        .map_err(|e| Error::io("cannot read secret file", path, e))
 }
 
 /// Both sides' credentials.
@@ -194,7 +247,10 @@ pub struct Secrets {
 impl Secrets {
     /// Reads both directories (see [`Credentials::load`]).
     pub fn load(src_dir: &Path, dst_dir: &Path) -> Result<Self> {
-        Ok(Self { src: Credentials::load(src_dir)?, dst: Credentials::load(dst_dir)? })
+        Ok(Self {
+            src: Credentials::load(src_dir)?,
+            dst: Credentials::load(dst_dir)?,
+        })
     }
 
     /// One side's credentials.
@@ -222,7 +278,10 @@ mod tests {
         assert_eq!(c.basic(), Some(("alice", "s3cr3t")));
         assert_eq!(c.access_key_id.as_deref(), Some("AKID"));
         let debug = format!("{c:?}");
-        assert!(!debug.contains("s3cr3t") && !debug.contains("SAK"), "{debug}");
+        assert!(
+            !debug.contains("s3cr3t") && !debug.contains("SAK"),
+            "{debug}"
+        );
         assert!(debug.contains("<redacted>"));
     }
 

@@ -5,6 +5,8 @@
 //! A test that needs a missing tool fails under CI (`CI` set in the environment) and is skipped
 //! with a loud message elsewhere: see [`tools::require`].
 
+pub mod http_server;
 pub mod ports;
 pub mod process;
+pub mod s3;
 pub mod tools;

@@ -1,10 +1,101 @@
-//! The `arc-file` pipeline: one file or object from `http`, `s3` or `dir` to `s3`, `dir` or an
-//! OCI registry, verified against its expected SHA-256 before anything is published.
+//! The `arc-file` pipeline: one file or object from `http`, `s3` or `dir` to `s3` or `dir`,
+//! verified against its expected SHA-256 (and scanned, when a scanner is configured) before
+//! anything is published.
+//!
+//! Parameters:
+//! - `specPath` (required): the file, relative to the source Endpoint's `remoteURL`, or a full
+//!   URL under it (see [`source::FileSource::resolve`]);
+//! - `specSha256`: the expected SHA-256 (`<64 hex>` or `sha256:<64 hex>`); required for `http`
+//!   sources, optional for `s3` and `dir` (then only the announced size is checked, and the
+//!   computed digest is reported);
+//! - `specOverride`: the destination key or relative path; default the source's file name.
+//!
+//! A destination that already holds the key with the expected SHA-256 is left alone (the file
+//! is reported as `skipped`), so re-running a workflow is cheap and safe.
 
-use crate::error::{Error, ErrorKind, Result};
+pub mod copy;
+pub mod dest;
+pub mod source;
+
+use crate::error::{Error, Result};
+use crate::params::{EndpointType, Side, names};
 use crate::pipeline::Job;
+use crate::progress::BlobStatus;
+use dest::FileDestination;
+use source::FileSource;
 
 /// Runs the `arc-file` pipeline.
-pub async fn run(_job: &Job) -> Result<()> {
-    Err(Error::new(ErrorKind::Unsupported, "the arc-file pipeline is being built"))
+pub async fn run(job: &Job) -> Result<()> {
+    let params = &job.params;
+    let src = params.endpoint(Side::Src)?;
+    let dst = params.endpoint(Side::Dst)?;
+    require_secret(job, Side::Src, src.has_secret)?;
+    require_secret(job, Side::Dst, dst.has_secret)?;
+    let spec_path = params.required(names::SPEC_PATH)?;
+    let expected = params.sha256(names::SPEC_SHA256)?;
+    if src.kind == EndpointType::Http && expected.is_none() {
+        return Err(Error::invalid_parameter(format!(
+            "parameter `{}` is required for http sources: a downloaded file is published only once its checksum matched",
+            names::SPEC_SHA256
+        )));
+    }
+    let source = FileSource::resolve(&src, spec_path, &job.secrets.src, &job.settings.retry)
+        .map_err(|e| e.or_endpoint(src.remote_url.clone()))?;
+    let destination = FileDestination::resolve(&dst, &job.secrets.dst, job)?;
+    let key = match params.optional(names::SPEC_OVERRIDE) {
+        Some(key) => source::relative_path(names::SPEC_OVERRIDE, key)?,
+        None => source.file_name().ok_or_else(|| {
+            Error::invalid_parameter(format!(
+                "specPath `{spec_path}` has no file name to use as the destination key; set `{}`",
+                names::SPEC_OVERRIDE
+            ))
+        })?,
+    };
+    tracing::info!(
+        "from {} to {} as {key}",
+        source.endpoint(),
+        destination.endpoint()
+    );
+    if expected.is_none() {
+        tracing::warn!("no specSha256 given: only the size announced by the source is checked");
+    }
+
+    if let Some(expected) = &expected {
+        let existing = destination
+            .existing(&key, expected)
+            .await
+            .map_err(|e| e.or_endpoint(destination.endpoint()))?;
+        if let Some(bytes) = existing {
+            dest::report_existing(job, &key, expected, bytes);
+            return Ok(());
+        }
+    }
+
+    let published = destination
+        .publish(&source, &key, expected.as_ref(), job)
+        .await
+        .map_err(|e| e.or_endpoint(destination.endpoint()))?;
+    let digest = published.copied.sha256.digest();
+    job.reporter
+        .blob(&digest, published.copied.bytes, BlobStatus::Copied);
+    job.reporter.pushed(&published.reference, &digest);
+    Ok(())
+}
+
+/// A side whose `<side>Secret` is `"true"` must have credentials in its directory: an empty one
+/// means the Secret was not mounted, which would otherwise surface as a confusing auth error.
+fn require_secret(job: &Job, side: Side, has_secret: bool) -> Result<()> {
+    let credentials = job.secrets.side(side);
+    if has_secret && credentials.is_empty() {
+        let dir = credentials
+            .dir
+            .as_ref()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
+        return Err(Error::invalid_parameter(format!(
+            "{}Secret is \"true\" but the {side} secret directory {dir} holds no credentials",
+            side.prefix()
+        )));
+    }
+    Ok(())
 }

@@ -3,3 +3,13 @@
 
 pub mod cli;
 pub mod commands;
+pub mod config;
+pub mod diagnostic;
+pub mod yaml;
+pub mod resources;
+pub mod health;
+pub mod logging;
+pub mod metrics;
+pub mod shutdown;
+pub mod systemd;
+pub mod syncer;

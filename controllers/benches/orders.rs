@@ -1,0 +1,2 @@
+//! Order controller benchmark (being written).
+fn main() {}

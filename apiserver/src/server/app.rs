@@ -34,24 +34,45 @@ async fn live() -> &'static str {
 
 /// `/healthz` and `/readyz`: ready when the store answers. `?verbose` lists the checks.
 async fn health(State(state): State<Arc<ApiState>>, request: Request) -> Response {
-    let verbose = request.uri().query().is_some_and(|q| q.split('&').any(|p| p == "verbose" || p.starts_with("verbose=")));
+    let verbose = request.uri().query().is_some_and(|q| {
+        q.split('&')
+            .any(|p| p == "verbose" || p.starts_with("verbose="))
+    });
     let storage = state.store.health().await;
     let ok = storage.is_ok();
     let body = if verbose {
         format!(
             "[+]ping ok\n[{}]storage {}\n{}\n",
             if ok { "+" } else { "-" },
-            if ok { "ok".to_string() } else { format!("failed: {}", storage.err().map(|e| e.to_string()).unwrap_or_default()) },
-            if ok { "readyz check passed" } else { "readyz check failed" }
+            if ok {
+                "ok".to_string()
+            } else {
+                format!(
+                    "failed: {}",
+                    storage.err().map(|e| e.to_string()).unwrap_or_default()
+                )
+            },
+            if ok {
+                "readyz check passed"
+            } else {
+                "readyz check failed"
+            }
         )
     } else if ok {
         "ok".into()
     } else {
         "[-]storage failed: reason withheld\nreadyz check failed\n".into()
     };
-    let code = if ok { StatusCode::OK } else { StatusCode::INTERNAL_SERVER_ERROR };
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
     let mut response = (code, body).into_response();
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }
 

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::object::{collection_prefix, finalizers_of, from_stored, new_uid, now_rfc3339, storage_key, to_stored};
+use super::object::{
+    collection_prefix, finalizers_of, from_stored, new_uid, now_rfc3339, storage_key, to_stored,
+};
 use super::rest::delete::{FOREGROUND_FINALIZER, ORPHAN_FINALIZER};
 use super::state::ApiState;
 use crate::storage::{ListRequest, Revision, StorageError};
@@ -23,12 +25,16 @@ const GC_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 const GC_DEBOUNCE: Duration = Duration::from_millis(100);
 /// Store history is compacted to the revision seen this long ago (as kube-apiserver does).
 const COMPACTION_INTERVAL: Duration = Duration::from_secs(300);
+/// Events are deleted this long after they were created (kube-apiserver's default `--event-ttl`).
+const EVENT_TTL: Duration = Duration::from_secs(3600);
 /// Page size of the collector's reads.
 const GC_PAGE_SIZE: usize = 1000;
 
 /// Creates the bootstrap namespaces when absent.
 pub async fn bootstrap_namespaces(state: &Arc<ApiState>) -> Result<(), StorageError> {
-    let Some(kind) = state.kind_by_plural("", "namespaces") else { return Ok(()) };
+    let Some(kind) = state.kind_by_plural("", "namespaces") else {
+        return Ok(());
+    };
     for name in BOOTSTRAP_NAMESPACES {
         let key = storage_key(kind, None, name);
         if state.store.get(&key).await?.is_some() {
@@ -106,6 +112,7 @@ struct Record {
     owners: Vec<String>,
     terminating: bool,
     finalizers: Vec<String>,
+    created: Option<jiff::Timestamp>,
 }
 
 /// One pass over every object; returns how many changes it made.
@@ -113,12 +120,25 @@ async fn sweep(state: &Arc<ApiState>) -> Result<usize, StorageError> {
     let revision = state.store.current_revision().await?;
     let mut records = Vec::new();
     for (index, kind) in state.kinds.iter().enumerate() {
+        if super::object::is_storage_alias(kind) {
+            continue;
+        }
         let prefix = collection_prefix(kind, None);
         let mut start_after = None;
         loop {
-            let page = state.store.list(ListRequest { prefix: prefix.clone(), start_after: start_after.clone(), limit: GC_PAGE_SIZE, revision: Some(revision) }).await?;
+            let page = state
+                .store
+                .list(ListRequest {
+                    prefix: prefix.clone(),
+                    start_after: start_after.clone(),
+                    limit: GC_PAGE_SIZE,
+                    revision: Some(revision),
+                })
+                .await?;
             for kv in &page.items {
-                let Ok(object) = from_stored(kv) else { continue };
+                let Ok(object) = from_stored(kv) else {
+                    continue;
+                };
                 let meta = &object["metadata"];
                 records.push(Record {
                     kind: index,
@@ -127,10 +147,17 @@ async fn sweep(state: &Arc<ApiState>) -> Result<usize, StorageError> {
                     uid: meta["uid"].as_str().unwrap_or("").to_string(),
                     owners: meta["ownerReferences"]
                         .as_array()
-                        .map(|refs| refs.iter().filter_map(|r| r["uid"].as_str().map(String::from)).collect())
+                        .map(|refs| {
+                            refs.iter()
+                                .filter_map(|r| r["uid"].as_str().map(String::from))
+                                .collect()
+                        })
                         .unwrap_or_default(),
                     terminating: meta.get("deletionTimestamp").is_some_and(|v| !v.is_null()),
                     finalizers: finalizers_of(&object),
+                    created: meta["creationTimestamp"]
+                        .as_str()
+                        .and_then(|t| t.parse().ok()),
                 });
             }
             if page.remaining == 0 || page.items.is_empty() {
@@ -147,9 +174,23 @@ async fn sweep(state: &Arc<ApiState>) -> Result<usize, StorageError> {
         }
     }
     let mut changes = 0;
+    let expired_before =
+        jiff::Timestamp::now() - jiff::SignedDuration::try_from(EVENT_TTL).unwrap_or_default();
     for record in &records {
-        let deps = dependents.get(record.uid.as_str()).map(Vec::as_slice).unwrap_or(&[]);
-        let is_namespace = state.kinds[record.kind].group.is_empty() && state.kinds[record.kind].plural == "namespaces";
+        let kind = &state.kinds[record.kind];
+        if kind.group.is_empty()
+            && kind.plural == "events"
+            && record.created.is_some_and(|c| c < expired_before)
+        {
+            changes += mark_deleted(state, &record.key).await?;
+            continue;
+        }
+        let deps = dependents
+            .get(record.uid.as_str())
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        let is_namespace = state.kinds[record.kind].group.is_empty()
+            && state.kinds[record.kind].plural == "namespaces";
         if record.terminating && is_namespace {
             changes += finalize_namespace(state, record, &records).await?;
             continue;
@@ -170,7 +211,11 @@ async fn sweep(state: &Arc<ApiState>) -> Result<usize, StorageError> {
             changes += remove_finalizer(state, &record.key, ORPHAN_FINALIZER).await?;
         }
         if !record.owners.is_empty() {
-            let dangling: Vec<&String> = record.owners.iter().filter(|o| !uids.contains(o.as_str())).collect();
+            let dangling: Vec<&String> = record
+                .owners
+                .iter()
+                .filter(|o| !uids.contains(o.as_str()))
+                .collect();
             if dangling.len() == record.owners.len() {
                 if !record.terminating {
                     changes += mark_deleted(state, &record.key).await?;
@@ -186,9 +231,16 @@ async fn sweep(state: &Arc<ApiState>) -> Result<usize, StorageError> {
 }
 
 /// Deletes the namespace's contents; once none are left, drops its finalizer and the namespace.
-async fn finalize_namespace(state: &Arc<ApiState>, namespace: &Record, records: &[Record]) -> Result<usize, StorageError> {
+async fn finalize_namespace(
+    state: &Arc<ApiState>,
+    namespace: &Record,
+    records: &[Record],
+) -> Result<usize, StorageError> {
     let name = namespace.key.rsplit('/').next().unwrap_or("");
-    let contents: Vec<&Record> = records.iter().filter(|r| state.kinds[r.kind].namespaced && r.namespace == name).collect();
+    let contents: Vec<&Record> = records
+        .iter()
+        .filter(|r| state.kinds[r.kind].namespaced && r.namespace == name)
+        .collect();
     if !contents.is_empty() {
         let mut changes = 0;
         for r in contents {
@@ -198,8 +250,12 @@ async fn finalize_namespace(state: &Arc<ApiState>, namespace: &Record, records: 
         }
         return Ok(changes);
     }
-    let Some(kv) = state.store.get(&namespace.key).await? else { return Ok(0) };
-    let Ok(object) = from_stored(&kv) else { return Ok(0) };
+    let Some(kv) = state.store.get(&namespace.key).await? else {
+        return Ok(0);
+    };
+    let Ok(object) = from_stored(&kv) else {
+        return Ok(0);
+    };
     if !finalizers_of(&object).is_empty() {
         return Ok(0);
     }
@@ -212,17 +268,31 @@ async fn finalize_namespace(state: &Arc<ApiState>, namespace: &Record, records: 
 
 /// Read-modify-write of one object with a compare-and-swap; a lost race counts as "no change"
 /// (the next sweep looks again).
-async fn modify(state: &Arc<ApiState>, key: &str, change: impl FnOnce(&mut Value) -> bool) -> Result<usize, StorageError> {
-    let Some(kv) = state.store.get(key).await? else { return Ok(0) };
-    let Ok(mut object) = from_stored(&kv) else { return Ok(0) };
+async fn modify(
+    state: &Arc<ApiState>,
+    key: &str,
+    change: impl FnOnce(&mut Value) -> bool,
+) -> Result<usize, StorageError> {
+    let Some(kv) = state.store.get(key).await? else {
+        return Ok(0);
+    };
+    let Ok(mut object) = from_stored(&kv) else {
+        return Ok(0);
+    };
     if !change(&mut object) {
         return Ok(0);
     }
-    let terminating = object["metadata"].get("deletionTimestamp").is_some_and(|v| !v.is_null());
+    let terminating = object["metadata"]
+        .get("deletionTimestamp")
+        .is_some_and(|v| !v.is_null());
     let result = if terminating && finalizers_of(&object).is_empty() {
         state.store.delete(key, kv.mod_revision).await.map(|_| ())
     } else {
-        state.store.update(key, to_stored(&object), kv.mod_revision).await.map(|_| ())
+        state
+            .store
+            .update(key, to_stored(&object), kv.mod_revision)
+            .await
+            .map(|_| ())
     };
     match result {
         Ok(()) => {
@@ -234,7 +304,11 @@ async fn modify(state: &Arc<ApiState>, key: &str, change: impl FnOnce(&mut Value
     }
 }
 
-async fn remove_finalizer(state: &Arc<ApiState>, key: &str, finalizer: &str) -> Result<usize, StorageError> {
+async fn remove_finalizer(
+    state: &Arc<ApiState>,
+    key: &str,
+    finalizer: &str,
+) -> Result<usize, StorageError> {
     modify(state, key, |object| {
         let before = finalizers_of(object);
         let after: Vec<String> = before.iter().filter(|f| *f != finalizer).cloned().collect();
@@ -242,7 +316,9 @@ async fn remove_finalizer(state: &Arc<ApiState>, key: &str, finalizer: &str) -> 
             return false;
         }
         if after.is_empty() {
-            object["metadata"].as_object_mut().map(|m| m.remove("finalizers"));
+            object["metadata"]
+                .as_object_mut()
+                .map(|m| m.remove("finalizers"));
         } else {
             object["metadata"]["finalizers"] = json!(after);
         }
@@ -251,16 +327,27 @@ async fn remove_finalizer(state: &Arc<ApiState>, key: &str, finalizer: &str) -> 
     .await
 }
 
-async fn drop_owner(state: &Arc<ApiState>, key: &str, owner_uid: &str) -> Result<usize, StorageError> {
+async fn drop_owner(
+    state: &Arc<ApiState>,
+    key: &str,
+    owner_uid: &str,
+) -> Result<usize, StorageError> {
     modify(state, key, |object| {
-        let Some(refs) = object["metadata"].get_mut("ownerReferences").and_then(Value::as_array_mut) else { return false };
+        let Some(refs) = object["metadata"]
+            .get_mut("ownerReferences")
+            .and_then(Value::as_array_mut)
+        else {
+            return false;
+        };
         let before = refs.len();
         refs.retain(|r| r["uid"].as_str() != Some(owner_uid));
         if refs.len() == before {
             return false;
         }
         if refs.is_empty() {
-            object["metadata"].as_object_mut().map(|m| m.remove("ownerReferences"));
+            object["metadata"]
+                .as_object_mut()
+                .map(|m| m.remove("ownerReferences"));
         }
         true
     })
@@ -270,16 +357,27 @@ async fn drop_owner(state: &Arc<ApiState>, key: &str, owner_uid: &str) -> Result
 /// Deletes an object the way a Background DELETE would: immediately when it has no finalizers,
 /// else by setting its deletionTimestamp.
 async fn mark_deleted(state: &Arc<ApiState>, key: &str) -> Result<usize, StorageError> {
-    let Some(kv) = state.store.get(key).await? else { return Ok(0) };
-    let Ok(mut object) = from_stored(&kv) else { return Ok(0) };
+    let Some(kv) = state.store.get(key).await? else {
+        return Ok(0);
+    };
+    let Ok(mut object) = from_stored(&kv) else {
+        return Ok(0);
+    };
     let result = if finalizers_of(&object).is_empty() {
         state.store.delete(key, kv.mod_revision).await.map(|_| ())
-    } else if object["metadata"].get("deletionTimestamp").is_some_and(|v| !v.is_null()) {
+    } else if object["metadata"]
+        .get("deletionTimestamp")
+        .is_some_and(|v| !v.is_null())
+    {
         return Ok(0);
     } else {
         object["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
         object["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-        state.store.update(key, to_stored(&object), kv.mod_revision).await.map(|_| ())
+        state
+            .store
+            .update(key, to_stored(&object), kv.mod_revision)
+            .await
+            .map(|_| ())
     };
     match result {
         Ok(()) => {

@@ -117,7 +117,10 @@ pub struct RunningServer {
 }
 
 /// Opens the configured store.
-pub async fn open_store(data_dir: &Path, backend: &StorageBackend) -> Result<Arc<dyn Store>, StartError> {
+pub async fn open_store(
+    data_dir: &Path,
+    backend: &StorageBackend,
+) -> Result<Arc<dyn Store>, StartError> {
     Ok(match backend {
         StorageBackend::Sqlite => Arc::new(SqliteStore::open(&data_dir.join("arc.db"))?),
         StorageBackend::Etcd { endpoints } => Arc::new(EtcdStore::connect(endpoints).await?),
@@ -125,8 +128,14 @@ pub async fn open_store(data_dir: &Path, backend: &StorageBackend) -> Result<Arc
 }
 
 /// Starts the server; returns once it accepts connections and the admin kubeconfig exists.
-pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> Result<RunningServer, StartError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir { path: config.data_dir.clone(), source })?;
+pub async fn start(
+    config: ServerConfig,
+    shutdown: CancellationToken,
+) -> Result<RunningServer, StartError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
     let store = open_store(&config.data_dir, &config.storage).await?;
     let mut served = kinds::arc_kinds();
     if config.options.embedded {
@@ -138,8 +147,16 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> Result<
     if config.options.embedded {
         background::bootstrap_namespaces(&state).await?;
     }
-    let listener = TcpListener::bind(config.listen).await.map_err(|source| StartError::Listen { addr: config.listen, source })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: config.listen,
+        source,
+    })?;
     let mut hostnames = config.hostnames.clone();
     if !addr.ip().is_unspecified() {
         hostnames.push(addr.ip().to_string());
@@ -149,10 +166,18 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> Result<
     let authn = Arc::new(auth::Auth::from_pki(&pki)?);
     let url = kubeconfig::server_url(addr);
     let admin_kubeconfig = config.data_dir.join("admin.kubeconfig");
-    kubeconfig::write_admin(&admin_kubeconfig, &pki, &url)
-        .map_err(|e| StartError::Kubeconfig { path: admin_kubeconfig.clone(), message: e.to_string() })?;
+    kubeconfig::write_admin(&admin_kubeconfig, &pki, &url).map_err(|e| StartError::Kubeconfig {
+        path: admin_kubeconfig.clone(),
+        message: e.to_string(),
+    })?;
     let router = super::app(state.clone()).layer(auth::layer(authn));
     background::spawn(&state);
     let task = tokio::spawn(tls::serve(listener, tls_config, router, shutdown));
-    Ok(RunningServer { addr, url, admin_kubeconfig, state, task })
+    Ok(RunningServer {
+        addr,
+        url,
+        admin_kubeconfig,
+        state,
+        task,
+    })
 }

@@ -24,12 +24,20 @@ pub struct Subject {
 impl Subject {
     /// `plural.group`, or `plural` for core.
     pub fn qualified_resource(&self) -> String {
-        if self.group.is_empty() { self.plural.clone() } else { format!("{}.{}", self.plural, self.group) }
+        if self.group.is_empty() {
+            self.plural.clone()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
     }
 
     /// `Kind.group`, or `Kind` for core.
     pub fn qualified_kind(&self) -> String {
-        if self.group.is_empty() { self.kind.clone() } else { format!("{}.{}", self.kind, self.group) }
+        if self.group.is_empty() {
+            self.kind.clone()
+        } else {
+            format!("{}.{}", self.kind, self.group)
+        }
     }
 }
 
@@ -133,10 +141,24 @@ pub enum ApiError {
 fn invalid_message(subject: &Subject, causes: &[Cause]) -> String {
     let parts: Vec<String> = causes
         .iter()
-        .map(|c| if c.field.is_empty() { c.message.clone() } else { format!("{}: {}", c.field, c.message) })
+        .map(|c| {
+            if c.field.is_empty() {
+                c.message.clone()
+            } else {
+                format!("{}: {}", c.field, c.message)
+            }
+        })
         .collect();
-    let list = if parts.len() == 1 { parts[0].clone() } else { format!("[{}]", parts.join(", ")) };
-    format!("{} \"{}\" is invalid: {list}", subject.qualified_kind(), subject.name)
+    let list = if parts.len() == 1 {
+        parts[0].clone()
+    } else {
+        format!("[{}]", parts.join(", "))
+    };
+    format!(
+        "{} \"{}\" is invalid: {list}",
+        subject.qualified_kind(),
+        subject.name
+    )
 }
 
 impl ApiError {
@@ -149,10 +171,19 @@ impl ApiError {
     }
 
     /// A single-cause `Invalid` error.
-    pub fn invalid_field(subject: Subject, reason: &str, field: &str, message: impl Into<String>) -> Self {
+    pub fn invalid_field(
+        subject: Subject,
+        reason: &str,
+        field: &str,
+        message: impl Into<String>,
+    ) -> Self {
         Self::Invalid {
             subject,
-            causes: vec![Cause { reason: reason.into(), message: message.into(), field: field.into() }],
+            causes: vec![Cause {
+                reason: reason.into(),
+                message: message.into(),
+                field: field.into(),
+            }],
         }
     }
 
@@ -209,10 +240,14 @@ impl ApiError {
             "code": self.code().as_u16(),
         });
         let details = match self {
-            Self::NotFound(s) | Self::AlreadyExists { subject: s, .. } | Self::Conflict { subject: s, .. } => {
+            Self::NotFound(s)
+            | Self::AlreadyExists { subject: s, .. }
+            | Self::Conflict { subject: s, .. } => {
                 Some(json!({"name": s.name, "group": s.group, "kind": s.plural}))
             }
-            Self::Forbidden { subject: Some(s), .. } => Some(json!({"name": s.name, "group": s.group, "kind": s.plural})),
+            Self::Forbidden {
+                subject: Some(s), ..
+            } => Some(json!({"name": s.name, "group": s.group, "kind": s.plural})),
             Self::Invalid { subject, causes } => Some(json!({
                 "name": subject.name, "group": subject.group, "kind": subject.kind,
                 "causes": causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect::<Vec<_>>(),
@@ -230,7 +265,11 @@ impl ApiError {
             }
             status["details"] = d;
         }
-        if let Self::Expired { continue_token: Some(token), .. } = self {
+        if let Self::Expired {
+            continue_token: Some(token),
+            ..
+        } = self
+        {
             status["metadata"] = json!({"continue": token});
         }
         status
@@ -239,17 +278,22 @@ impl ApiError {
     /// Maps a storage failure about `subject` to the API error clients expect.
     pub fn from_storage(error: StorageError, subject: &Subject) -> Self {
         match error {
-            StorageError::AlreadyExists { .. } => Self::AlreadyExists { subject: subject.clone(), terminating: false },
+            StorageError::AlreadyExists { .. } => Self::AlreadyExists {
+                subject: subject.clone(),
+                terminating: false,
+            },
             StorageError::NotFound { .. } => Self::NotFound(subject.clone()),
             StorageError::Conflict { .. } => Self::modified(subject.clone()),
             StorageError::Compacted { .. } => Self::Expired {
                 message: "The resourceVersion for the provided list is too old.".into(),
                 continue_token: None,
             },
-            StorageError::FutureRevision { requested, current } => Self::TooLargeResourceVersion { requested, current },
-            StorageError::TooLarge { size, limit } => {
-                Self::TooLarge(format!("object of {size} bytes exceeds the storage limit of {limit} bytes"))
+            StorageError::FutureRevision { requested, current } => {
+                Self::TooLargeResourceVersion { requested, current }
             }
+            StorageError::TooLarge { size, limit } => Self::TooLarge(format!(
+                "object of {size} bytes exceeds the storage limit of {limit} bytes"
+            )),
             StorageError::Unavailable(m) => Self::ServiceUnavailable(m),
             StorageError::Internal(m) => Self::Internal(m),
         }
@@ -261,7 +305,10 @@ impl IntoResponse for ApiError {
         let code = self.code();
         let body = serde_json::to_vec(&self.status()).unwrap_or_default();
         let mut response = (code, body).into_response();
-        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         response
     }
 }
@@ -271,30 +318,60 @@ mod tests {
     use super::*;
 
     fn order(name: &str) -> Subject {
-        Subject { group: "arc.opendefense.cloud".into(), plural: "orders".into(), kind: "Order".into(), name: name.into() }
+        Subject {
+            group: "arc.opendefense.cloud".into(),
+            plural: "orders".into(),
+            kind: "Order".into(),
+            name: name.into(),
+        }
     }
 
     #[test]
     fn not_found_matches_kube_shape() {
         let s = ApiError::NotFound(order("o1")).status();
-        assert_eq!(s["message"], "orders.arc.opendefense.cloud \"o1\" not found");
+        assert_eq!(
+            s["message"],
+            "orders.arc.opendefense.cloud \"o1\" not found"
+        );
         assert_eq!(s["reason"], "NotFound");
         assert_eq!(s["code"], 404);
-        assert_eq!(s["details"], json!({"name": "o1", "group": "arc.opendefense.cloud", "kind": "orders"}));
+        assert_eq!(
+            s["details"],
+            json!({"name": "o1", "group": "arc.opendefense.cloud", "kind": "orders"})
+        );
     }
 
     #[test]
     fn invalid_lists_causes_with_brackets_only_for_many() {
-        let one = ApiError::invalid_field(order("o1"), "FieldValueRequired", "spec.x", "Required value");
-        assert_eq!(one.to_string(), "Order.arc.opendefense.cloud \"o1\" is invalid: spec.x: Required value");
+        let one = ApiError::invalid_field(
+            order("o1"),
+            "FieldValueRequired",
+            "spec.x",
+            "Required value",
+        );
+        assert_eq!(
+            one.to_string(),
+            "Order.arc.opendefense.cloud \"o1\" is invalid: spec.x: Required value"
+        );
         let two = ApiError::Invalid {
             subject: order("o1"),
             causes: vec![
-                Cause { reason: "FieldValueRequired".into(), message: "Required value".into(), field: "a".into() },
-                Cause { reason: "FieldValueInvalid".into(), message: "Invalid value: 1".into(), field: "b".into() },
+                Cause {
+                    reason: "FieldValueRequired".into(),
+                    message: "Required value".into(),
+                    field: "a".into(),
+                },
+                Cause {
+                    reason: "FieldValueInvalid".into(),
+                    message: "Invalid value: 1".into(),
+                    field: "b".into(),
+                },
             ],
         };
-        assert_eq!(two.to_string(), "Order.arc.opendefense.cloud \"o1\" is invalid: [a: Required value, b: Invalid value: 1]");
+        assert_eq!(
+            two.to_string(),
+            "Order.arc.opendefense.cloud \"o1\" is invalid: [a: Required value, b: Invalid value: 1]"
+        );
         assert_eq!(two.status()["details"]["kind"], "Order");
         assert_eq!(two.code(), StatusCode::UNPROCESSABLE_ENTITY);
     }
@@ -304,7 +381,13 @@ mod tests {
         assert!(ApiError::modified(order("o1")).to_string().starts_with(
             "Operation cannot be fulfilled on orders.arc.opendefense.cloud \"o1\": the object has been modified"
         ));
-        let e = ApiError::AlreadyExists { subject: order("o1"), terminating: true };
-        assert_eq!(e.to_string(), "object is being deleted: orders.arc.opendefense.cloud \"o1\" already exists");
+        let e = ApiError::AlreadyExists {
+            subject: order("o1"),
+            terminating: true,
+        };
+        assert_eq!(
+            e.to_string(),
+            "object is being deleted: orders.arc.opendefense.cloud \"o1\" already exists"
+        );
     }
 }

@@ -37,7 +37,11 @@ application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io";
 
 /// Picks the first `Accept` clause we can satisfy for a response of `shape`.
 pub fn negotiate(headers: &HeaderMap, shape: Shape) -> Result<Output, ApiError> {
-    let accept = headers.get(ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").trim();
+    let accept = headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .trim();
     if accept.is_empty() {
         return Ok(Output::Json);
     }
@@ -58,15 +62,21 @@ pub fn negotiate(headers: &HeaderMap, shape: Shape) -> Result<Output, ApiError> 
                 }
             }
         }
-        let Some(as_) = as_ else { return Ok(Output::Json) };
+        let Some(as_) = as_ else {
+            return Ok(Output::Json);
+        };
         if g.as_deref() != Some("meta.k8s.io") {
             continue;
         }
         let output = match (as_.as_str(), v.as_deref(), shape) {
             ("Table", Some("v1"), _) => Output::Table("v1"),
             ("Table", Some("v1beta1"), _) => Output::Table("v1beta1"),
-            ("PartialObjectMetadata", Some("v1" | "v1beta1"), Shape::Single | Shape::Watch) => Output::PartialObjectMetadata,
-            ("PartialObjectMetadataList", Some("v1" | "v1beta1"), Shape::List) => Output::PartialObjectMetadataList,
+            ("PartialObjectMetadata", Some("v1" | "v1beta1"), Shape::Single | Shape::Watch) => {
+                Output::PartialObjectMetadata
+            }
+            ("PartialObjectMetadataList", Some("v1" | "v1beta1"), Shape::List) => {
+                Output::PartialObjectMetadataList
+            }
             _ => continue,
         };
         return Ok(output);
@@ -91,8 +101,16 @@ pub enum BodyFormat {
 
 /// Classifies the `Content-Type` of a create/update (`patch = false`) or patch request.
 pub fn body_format(headers: &HeaderMap, patch: bool) -> Result<BodyFormat, ApiError> {
-    let raw = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let media = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let raw = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media = raw
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if patch {
         return match media.as_str() {
             "application/merge-patch+json" => Ok(BodyFormat::MergePatch),
@@ -129,32 +147,68 @@ mod tests {
 
     #[test]
     fn kubectl_table_accept() {
-        let h = accept("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json");
+        let h = accept(
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json",
+        );
         assert_eq!(negotiate(&h, Shape::List).unwrap(), Output::Table("v1"));
     }
 
     #[test]
     fn partial_metadata_rules() {
         let single = accept("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1");
-        assert_eq!(negotiate(&single, Shape::Single).unwrap(), Output::PartialObjectMetadata);
-        assert_eq!(negotiate(&single, Shape::Watch).unwrap(), Output::PartialObjectMetadata);
-        assert_eq!(negotiate(&single, Shape::List).unwrap_err().code().as_u16(), 406);
+        assert_eq!(
+            negotiate(&single, Shape::Single).unwrap(),
+            Output::PartialObjectMetadata
+        );
+        assert_eq!(
+            negotiate(&single, Shape::Watch).unwrap(),
+            Output::PartialObjectMetadata
+        );
+        assert_eq!(
+            negotiate(&single, Shape::List).unwrap_err().code().as_u16(),
+            406
+        );
         let list = accept("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1");
-        assert_eq!(negotiate(&list, Shape::List).unwrap(), Output::PartialObjectMetadataList);
+        assert_eq!(
+            negotiate(&list, Shape::List).unwrap(),
+            Output::PartialObjectMetadataList
+        );
         assert!(negotiate(&list, Shape::Single).is_err());
     }
 
     #[test]
     fn protobuf_only_is_not_acceptable_but_falls_back_to_json() {
-        assert!(negotiate(&accept("application/vnd.kubernetes.protobuf"), Shape::Single).is_err());
-        assert_eq!(negotiate(&accept("application/vnd.kubernetes.protobuf, application/json"), Shape::Single).unwrap(), Output::Json);
-        assert!(negotiate(&accept("application/json;as=Table;v=v2;g=meta.k8s.io"), Shape::List).is_err());
+        assert!(
+            negotiate(
+                &accept("application/vnd.kubernetes.protobuf"),
+                Shape::Single
+            )
+            .is_err()
+        );
+        assert_eq!(
+            negotiate(
+                &accept("application/vnd.kubernetes.protobuf, application/json"),
+                Shape::Single
+            )
+            .unwrap(),
+            Output::Json
+        );
+        assert!(
+            negotiate(
+                &accept("application/json;as=Table;v=v2;g=meta.k8s.io"),
+                Shape::List
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn strategic_merge_patch_is_unsupported() {
         let mut h = HeaderMap::new();
-        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/strategic-merge-patch+json"));
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/strategic-merge-patch+json"),
+        );
         let e = body_format(&h, true).unwrap_err();
         assert_eq!(e.code().as_u16(), 415);
         assert_eq!(e.reason(), "UnsupportedMediaType");

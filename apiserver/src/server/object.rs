@@ -20,17 +20,51 @@ pub fn storage_key(kind: &ResourceKind, namespace: Option<&str>, name: &str) -> 
 
 /// The key prefix of a collection: all objects of a kind, or those of one namespace.
 pub fn collection_prefix(kind: &ResourceKind, namespace: Option<&str>) -> String {
-    let group = if kind.group.is_empty() { "core" } else { kind.group };
+    let (group, plural) = storage_location(kind);
     match namespace {
-        Some(ns) if kind.namespaced => format!("{KEY_ROOT}/{group}/{}/{ns}/", kind.plural),
-        _ => format!("{KEY_ROOT}/{group}/{}/", kind.plural),
+        Some(ns) if kind.namespaced => format!("{KEY_ROOT}/{group}/{plural}/{ns}/"),
+        _ => format!("{KEY_ROOT}/{group}/{plural}/"),
+    }
+}
+
+/// Where a kind's objects are stored: `(group or "core", plural)`. `events.k8s.io/v1` Events
+/// are stored as core `v1` Events (one object, two views, as upstream).
+fn storage_location(kind: &ResourceKind) -> (&'static str, &'static str) {
+    match (kind.group, kind.plural) {
+        ("events.k8s.io", "events") => ("core", "events"),
+        ("", plural) => ("core", plural),
+        (group, plural) => (group, plural),
+    }
+}
+
+/// Whether `kind` is a second view of objects stored as another kind.
+pub fn is_storage_alias(kind: &ResourceKind) -> bool {
+    kind.group == "events.k8s.io"
+}
+
+/// Decodes a stored object as `kind` presents it (converting shared-storage views).
+pub fn decode(kind: &ResourceKind, kv: &KeyValue) -> Result<Value, String> {
+    let object = from_stored(kv)?;
+    Ok(if is_storage_alias(kind) {
+        super::kinds::events::events_v1_from_core(&object)
+    } else {
+        object
+    })
+}
+
+/// Encodes an object of `kind` for storage (converting shared-storage views).
+pub fn encode(kind: &ResourceKind, object: &Value) -> Vec<u8> {
+    if is_storage_alias(kind) {
+        to_stored(&super::kinds::events::core_from_events_v1(object))
+    } else {
+        to_stored(object)
     }
 }
 
 /// Decodes a stored object and sets `metadata.resourceVersion` from the key's mod revision.
 pub fn from_stored(kv: &KeyValue) -> Result<Value, String> {
-    let mut object: Value =
-        serde_json::from_slice(&kv.value).map_err(|e| format!("stored object {} is not valid JSON: {e}", kv.key))?;
+    let mut object: Value = serde_json::from_slice(&kv.value)
+        .map_err(|e| format!("stored object {} is not valid JSON: {e}", kv.key))?;
     set_resource_version(&mut object, kv.mod_revision);
     Ok(object)
 }
@@ -47,7 +81,10 @@ pub fn to_stored(object: &Value) -> Vec<u8> {
 /// Sets `metadata.resourceVersion` (a string, as Kubernetes sends it).
 pub fn set_resource_version(object: &mut Value, revision: i64) {
     if let Some(meta) = metadata_mut(object) {
-        meta.insert("resourceVersion".into(), Value::String(revision.to_string()));
+        meta.insert(
+            "resourceVersion".into(),
+            Value::String(revision.to_string()),
+        );
     }
 }
 
@@ -63,7 +100,11 @@ pub fn metadata_mut(object: &mut Value) -> Option<&mut Map<String, Value>> {
 
 /// A string field of `metadata`, or "".
 pub fn meta_str<'a>(object: &'a Value, field: &str) -> &'a str {
-    object.get("metadata").and_then(|m| m.get(field)).and_then(Value::as_str).unwrap_or("")
+    object
+        .get("metadata")
+        .and_then(|m| m.get(field))
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 /// `metadata.name`.
@@ -87,7 +128,11 @@ pub fn finalizers_of(object: &Value) -> Vec<String> {
         .get("metadata")
         .and_then(|m| m.get("finalizers"))
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -98,12 +143,18 @@ pub fn is_terminating(object: &Value) -> bool {
 
 /// `metadata.generation`, or 0.
 pub fn generation_of(object: &Value) -> i64 {
-    object.get("metadata").and_then(|m| m.get("generation")).and_then(Value::as_i64).unwrap_or(0)
+    object
+        .get("metadata")
+        .and_then(|m| m.get("generation"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
 }
 
 /// The current time as Kubernetes writes it: RFC 3339, UTC, second precision.
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// A new random UUIDv4 for `metadata.uid`.
@@ -116,17 +167,26 @@ pub fn new_uid() -> String {
 pub fn normalize(kind: &ResourceKind, object: &mut Value) {
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         for field in ["finalizers", "ownerReferences", "managedFields"] {
-            if meta.get(field).is_some_and(|v| v.is_null() || v.as_array().is_some_and(Vec::is_empty)) {
+            if meta
+                .get(field)
+                .is_some_and(|v| v.is_null() || v.as_array().is_some_and(Vec::is_empty))
+            {
                 meta.remove(field);
             }
         }
         for field in ["labels", "annotations"] {
-            if meta.get(field).is_some_and(|v| v.is_null() || v.as_object().is_some_and(Map::is_empty)) {
+            if meta
+                .get(field)
+                .is_some_and(|v| v.is_null() || v.as_object().is_some_and(Map::is_empty))
+            {
                 meta.remove(field);
             }
         }
         for field in ["generateName", "deletionTimestamp", "namespace"] {
-            if meta.get(field).is_some_and(|v| v.is_null() || v.as_str() == Some("")) {
+            if meta
+                .get(field)
+                .is_some_and(|v| v.is_null() || v.as_str() == Some(""))
+            {
                 meta.remove(field);
             }
         }
@@ -183,18 +243,34 @@ pub fn same_stored_form(old: &Value, new: &Value) -> bool {
 
 /// The error subject for an object of `kind` named `name`.
 pub fn subject(kind: &ResourceKind, name: &str) -> Subject {
-    Subject { group: kind.group.into(), plural: kind.plural.into(), kind: kind.kind.into(), name: name.into() }
+    Subject {
+        group: kind.group.into(),
+        plural: kind.plural.into(),
+        kind: kind.kind.into(),
+        name: name.into(),
+    }
 }
 
 /// Records a write by `manager` in `metadata.managedFields` (operation `Update` or `Apply`),
 /// replacing that manager's previous entry for the same operation and subresource.
-pub fn record_manager(object: &mut Value, api_version: &str, manager: &str, operation: &str, subresource: Option<&str>, fields: Value) {
-    let Some(meta) = metadata_mut(object) else { return };
+pub fn record_manager(
+    object: &mut Value,
+    api_version: &str,
+    manager: &str,
+    operation: &str,
+    subresource: Option<&str>,
+    fields: Value,
+) {
+    let Some(meta) = metadata_mut(object) else {
+        return;
+    };
     let entries = meta.entry("managedFields").or_insert_with(|| json!([]));
     if !entries.is_array() {
         *entries = json!([]);
     }
-    let Some(list) = entries.as_array_mut() else { return };
+    let Some(list) = entries.as_array_mut() else {
+        return;
+    };
     list.retain(|e| {
         !(e["manager"] == manager
             && e["operation"] == operation
@@ -289,19 +365,37 @@ mod tests {
     #[test]
     fn keys_and_prefixes() {
         let k = order_kind();
-        assert_eq!(storage_key(&k, Some("default"), "o1"), "/registry/arc.opendefense.cloud/orders/default/o1");
-        assert_eq!(collection_prefix(&k, Some("default")), "/registry/arc.opendefense.cloud/orders/default/");
-        assert_eq!(collection_prefix(&k, None), "/registry/arc.opendefense.cloud/orders/");
+        assert_eq!(
+            storage_key(&k, Some("default"), "o1"),
+            "/registry/arc.opendefense.cloud/orders/default/o1"
+        );
+        assert_eq!(
+            collection_prefix(&k, Some("default")),
+            "/registry/arc.opendefense.cloud/orders/default/"
+        );
+        assert_eq!(
+            collection_prefix(&k, None),
+            "/registry/arc.opendefense.cloud/orders/"
+        );
     }
 
     #[test]
     fn stored_form_has_no_resource_version() {
         let obj = json!({"metadata": {"name": "o1", "resourceVersion": "5"}, "spec": {}});
         let bytes = to_stored(&obj);
-        let kv = KeyValue { key: "k".into(), value: bytes, create_revision: 3, mod_revision: 9 };
+        let kv = KeyValue {
+            key: "k".into(),
+            value: bytes,
+            create_revision: 3,
+            mod_revision: 9,
+        };
         let back = from_stored(&kv).unwrap();
         assert_eq!(back["metadata"]["resourceVersion"], "9");
-        assert!(!String::from_utf8(kv.value).unwrap().contains("resourceVersion"));
+        assert!(
+            !String::from_utf8(kv.value)
+                .unwrap()
+                .contains("resourceVersion")
+        );
     }
 
     #[test]

@@ -26,10 +26,16 @@ const NAMESPACE_SUBRESOURCES: [&str; 2] = ["status", "finalize"];
 /// resource paths at all (discovery, health, ...), `Err(UnknownPath)` for resource-shaped paths
 /// that name no served resource.
 pub fn parse_target(path: &str, kinds: &[ResourceKind]) -> Result<Option<Target>, ApiError> {
-    let parts: Vec<&str> = path.trim_start_matches('/').split('/').filter(|p| !p.is_empty()).collect();
+    let parts: Vec<&str> = path
+        .trim_start_matches('/')
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .collect();
     let (group, version, mut rest) = match parts.as_slice() {
         ["api", version, rest @ ..] if !rest.is_empty() => ("", *version, rest.to_vec()),
-        ["apis", group, version, rest @ ..] if !rest.is_empty() => (*group, *version, rest.to_vec()),
+        ["apis", group, version, rest @ ..] if !rest.is_empty() => {
+            (*group, *version, rest.to_vec())
+        }
         _ => return Ok(None),
     };
     let mut namespace = None;
@@ -52,7 +58,12 @@ pub fn parse_target(path: &str, kinds: &[ResourceKind]) -> Result<Option<Target>
         if rest.len() > 3 {
             return Err(ApiError::UnknownPath);
         }
-        return Ok(Some(Target { kind: index, namespace: None, name, subresource }));
+        return Ok(Some(Target {
+            kind: index,
+            namespace: None,
+            name,
+            subresource,
+        }));
     }
     if namespace.is_some() && !kind.namespaced {
         return Err(ApiError::UnknownPath);
@@ -67,7 +78,12 @@ pub fn parse_target(path: &str, kinds: &[ResourceKind]) -> Result<Option<Target>
             return Err(ApiError::UnknownPath);
         }
     }
-    Ok(Some(Target { kind: index, namespace, name, subresource }))
+    Ok(Some(Target {
+        kind: index,
+        namespace,
+        name,
+        subresource,
+    }))
 }
 
 /// The query string, decoded; the first value of a repeated key wins.
@@ -102,13 +118,19 @@ impl Query {
         match self.get(key) {
             None | Some("") | Some("false") | Some("0") => Ok(false),
             Some("true") | Some("1") => Ok(true),
-            Some(other) => Err(ApiError::BadRequest(format!("invalid value {other:?} for boolean parameter {key}"))),
+            Some(other) => Err(ApiError::BadRequest(format!(
+                "invalid value {other:?} for boolean parameter {key}"
+            ))),
         }
     }
 
     /// An optional boolean parameter: `None` when absent.
     pub fn optional_flag(&self, key: &str) -> Result<Option<bool>, ApiError> {
-        if self.get(key).is_none() { Ok(None) } else { self.flag(key).map(Some) }
+        if self.get(key).is_none() {
+            Ok(None)
+        } else {
+            self.flag(key).map(Some)
+        }
     }
 
     /// A non-negative integer parameter.
@@ -120,7 +142,9 @@ impl Query {
                 .ok()
                 .filter(|n| *n >= 0)
                 .map(Some)
-                .ok_or_else(|| ApiError::BadRequest(format!("invalid value {v:?} for parameter {key}"))),
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!("invalid value {v:?} for parameter {key}"))
+                }),
         }
     }
 
@@ -145,7 +169,10 @@ pub fn percent_decode(s: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                match std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
                     Some(b) => {
                         out.push(b);
                         i += 2;
@@ -158,31 +185,6 @@ pub fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// How a write should treat unknown fields (`fieldValidation`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FieldValidation {
-    /// Unknown fields are an error.
-    Strict,
-    /// Unknown fields are dropped with a warning (the server default).
-    Warn,
-    /// Unknown fields are dropped silently.
-    Ignore,
-}
-
-impl FieldValidation {
-    /// Reads `fieldValidation` from the query.
-    pub fn from_query(query: &Query) -> Result<Self, ApiError> {
-        match query.get("fieldValidation") {
-            None | Some("") | Some("Warn") => Ok(Self::Warn),
-            Some("Strict") => Ok(Self::Strict),
-            Some("Ignore") => Ok(Self::Ignore),
-            Some(other) => Err(ApiError::BadRequest(format!(
-                "fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\", got {other:?}"
-            ))),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -221,35 +223,83 @@ mod tests {
     #[test]
     fn parses_namespaced_and_cluster_paths() {
         let k = kinds();
-        let t = parse_target("/apis/arc.opendefense.cloud/v1alpha1/namespaces/default/orders/o1/status", &k)
+        let t = parse_target(
+            "/apis/arc.opendefense.cloud/v1alpha1/namespaces/default/orders/o1/status",
+            &k,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (
+                t.kind,
+                t.namespace.as_deref(),
+                t.name.as_deref(),
+                t.subresource.as_deref()
+            ),
+            (0, Some("default"), Some("o1"), Some("status"))
+        );
+        let t = parse_target("/apis/arc.opendefense.cloud/v1alpha1/orders", &k)
             .unwrap()
             .unwrap();
-        assert_eq!((t.kind, t.namespace.as_deref(), t.name.as_deref(), t.subresource.as_deref()), (0, Some("default"), Some("o1"), Some("status")));
-        let t = parse_target("/apis/arc.opendefense.cloud/v1alpha1/orders", &k).unwrap().unwrap();
         assert_eq!((t.namespace, t.name), (None, None));
-        let t = parse_target("/apis/arc.opendefense.cloud/v1alpha1/clusterartifacttypes/oci", &k).unwrap().unwrap();
+        let t = parse_target(
+            "/apis/arc.opendefense.cloud/v1alpha1/clusterartifacttypes/oci",
+            &k,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!((t.kind, t.name.as_deref()), (1, Some("oci")));
-        assert!(parse_target("/apis/arc.opendefense.cloud/v1alpha1/namespaces/default/clusterartifacttypes", &k).is_err());
-        assert!(parse_target("/apis/arc.opendefense.cloud/v1alpha1/namespaces/default/orders/o1/scale", &k).is_err());
-        assert!(parse_target("/apis/arc.opendefense.cloud/v1alpha1", &k).unwrap().is_none());
+        assert!(
+            parse_target(
+                "/apis/arc.opendefense.cloud/v1alpha1/namespaces/default/clusterartifacttypes",
+                &k
+            )
+            .is_err()
+        );
+        assert!(
+            parse_target(
+                "/apis/arc.opendefense.cloud/v1alpha1/namespaces/default/orders/o1/scale",
+                &k
+            )
+            .is_err()
+        );
+        assert!(
+            parse_target("/apis/arc.opendefense.cloud/v1alpha1", &k)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
     fn parses_core_namespace_paths() {
         let k = kinds();
-        let t = parse_target("/api/v1/namespaces/default", &k).unwrap().unwrap();
-        assert_eq!((t.kind, t.name.as_deref(), t.namespace), (2, Some("default"), None));
-        let t = parse_target("/api/v1/namespaces/default/status", &k).unwrap().unwrap();
+        let t = parse_target("/api/v1/namespaces/default", &k)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (t.kind, t.name.as_deref(), t.namespace),
+            (2, Some("default"), None)
+        );
+        let t = parse_target("/api/v1/namespaces/default/status", &k)
+            .unwrap()
+            .unwrap();
         assert_eq!((t.kind, t.subresource.as_deref()), (2, Some("status")));
-        let t = parse_target("/api/v1/namespaces/default/secrets/s", &k).unwrap().unwrap();
-        assert_eq!((t.kind, t.namespace.as_deref(), t.name.as_deref()), (3, Some("default"), Some("s")));
+        let t = parse_target("/api/v1/namespaces/default/secrets/s", &k)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (t.kind, t.namespace.as_deref(), t.name.as_deref()),
+            (3, Some("default"), Some("s"))
+        );
         let t = parse_target("/api/v1/namespaces", &k).unwrap().unwrap();
         assert_eq!((t.kind, t.name), (2, None));
     }
 
     #[test]
     fn query_decoding_and_flags() {
-        let q = Query::parse(Some("fieldSelector=metadata.name%3Do1&watch=1&watch=false&labelSelector=a+in+(b)"));
+        let q = Query::parse(Some(
+            "fieldSelector=metadata.name%3Do1&watch=1&watch=false&labelSelector=a+in+(b)",
+        ));
         assert_eq!(q.get("fieldSelector"), Some("metadata.name=o1"));
         assert!(q.flag("watch").unwrap());
         assert_eq!(q.get("labelSelector"), Some("a in (b)"));

@@ -52,17 +52,32 @@ pub struct ApiState {
 
 impl ApiState {
     /// New state over `store` serving `kinds`.
-    pub fn new(store: Arc<dyn Store>, kinds: Vec<ResourceKind>, options: ServerOptions, shutdown: CancellationToken) -> Arc<Self> {
-        Arc::new(Self { store, kinds, options, shutdown, deletions: Notify::new() })
+    pub fn new(
+        store: Arc<dyn Store>,
+        kinds: Vec<ResourceKind>,
+        options: ServerOptions,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            kinds,
+            options,
+            shutdown,
+            deletions: Notify::new(),
+        })
     }
 
     /// The kind serving `group`/`plural` (any version), if any.
     pub fn kind_by_plural(&self, group: &str, plural: &str) -> Option<&ResourceKind> {
-        self.kinds.iter().find(|k| k.group == group && k.plural == plural)
+        self.kinds
+            .iter()
+            .find(|k| k.group == group && k.plural == plural)
     }
 
     /// The kind for an `apiVersion` and `kind`, if served.
     pub fn kind_by_gvk(&self, api_version: &str, kind: &str) -> Option<&ResourceKind> {
-        self.kinds.iter().find(|k| k.kind == kind && k.api_version() == api_version)
+        self.kinds
+            .iter()
+            .find(|k| k.kind == kind && k.api_version() == api_version)
     }
 }

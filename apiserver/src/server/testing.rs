@@ -40,8 +40,15 @@ impl TestServer {
         let mut config = ServerConfig::embedded(data_dir, listen);
         config.extra_kinds = extra;
         let shutdown = CancellationToken::new();
-        let running = start(config, shutdown.clone()).await.expect("start the API server");
-        Self { running: Some(running), shutdown, data_dir: data_dir.to_path_buf(), _dir: None }
+        let running = start(config, shutdown.clone())
+            .await
+            .expect("start the API server");
+        Self {
+            running: Some(running),
+            shutdown,
+            data_dir: data_dir.to_path_buf(),
+            _dir: None,
+        }
     }
 
     fn running(&self) -> &RunningServer {
@@ -70,11 +77,7 @@ impl TestServer {
 
     /// A kube-rs client authenticated as admin.
     pub async fn client(&self) -> kube::Client {
-        let kubeconfig = kube::config::Kubeconfig::read_from(self.kubeconfig_path()).expect("read admin kubeconfig");
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
-            .await
-            .expect("kubeconfig to client config");
-        kube::Client::try_from(config).expect("build kube client")
+        client_from(self.kubeconfig_path()).await
     }
 
     /// Stops the server and waits for it to finish (the data directory stays until drop).
@@ -95,4 +98,16 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// A kube-rs client from a kubeconfig file.
+pub async fn client_from(kubeconfig: &Path) -> kube::Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig).expect("read kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .expect("kubeconfig to client config");
+    kube::Client::try_from(config).expect("build kube client")
 }

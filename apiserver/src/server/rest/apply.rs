@@ -38,10 +38,18 @@ fn leaves(value: &Value, prefix: &mut Path, field: &str, out: &mut BTreeSet<Path
                 prefix.pop();
             }
         }
-        Value::Array(items) if list_key(field).is_some() && items.iter().all(|i| i.get(list_key(field).unwrap_or("")).is_some()) => {
+        Value::Array(items)
+            if list_key(field).is_some()
+                && items
+                    .iter()
+                    .all(|i| i.get(list_key(field).unwrap_or("")).is_some()) =>
+        {
             let key = list_key(field).unwrap_or("");
             for item in items {
-                let id = item[key].as_str().map(String::from).unwrap_or_else(|| item[key].to_string());
+                let id = item[key]
+                    .as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| item[key].to_string());
                 prefix.push(Step::Item(key.into(), id));
                 leaves(item, prefix, "", out);
                 prefix.pop();
@@ -56,7 +64,9 @@ fn leaves(value: &Value, prefix: &mut Path, field: &str, out: &mut BTreeSet<Path
 /// The applied configuration's owned paths, limited to the part of the object a write owns.
 fn applied_paths(applied: &Value, status_only: bool, has_status: bool) -> BTreeSet<Path> {
     let mut out = BTreeSet::new();
-    let Some(map) = applied.as_object() else { return out };
+    let Some(map) = applied.as_object() else {
+        return out;
+    };
     for (k, v) in map {
         match k.as_str() {
             "apiVersion" | "kind" => {}
@@ -71,7 +81,9 @@ fn applied_paths(applied: &Value, status_only: bool, has_status: bool) -> BTreeS
                     }
                 }
             }
-            "status" if status_only || !has_status => leaves(v, &mut vec![Step::Field(k.clone())], k, &mut out),
+            "status" if status_only || !has_status => {
+                leaves(v, &mut vec![Step::Field(k.clone())], k, &mut out)
+            }
             _ if status_only => {}
             "status" => {}
             _ => leaves(v, &mut vec![Step::Field(k.clone())], k, &mut out),
@@ -94,7 +106,9 @@ fn to_fields_v1(paths: &BTreeSet<Path>) -> Value {
         for step in path {
             let entry = node.entry(step_key(step)).or_insert_with(|| json!({}));
             if matches!(step, Step::Item(..)) {
-                entry.as_object_mut().map(|m| m.entry(".").or_insert_with(|| json!({})));
+                entry
+                    .as_object_mut()
+                    .map(|m| m.entry(".").or_insert_with(|| json!({})));
             }
             node = match entry.as_object_mut() {
                 Some(m) => m,
@@ -118,9 +132,18 @@ fn from_fields_v1(value: &Value, prefix: &mut Path, out: &mut BTreeSet<Path>) {
         let step = if let Some(f) = k.strip_prefix("f:") {
             Step::Field(f.to_string())
         } else if let Some(j) = k.strip_prefix("k:") {
-            let Ok(Value::Object(key)) = serde_json::from_str::<Value>(j) else { continue };
-            let Some((kk, kv)) = key.iter().next() else { continue };
-            Step::Item(kk.clone(), kv.as_str().map(String::from).unwrap_or_else(|| kv.to_string()))
+            let Ok(Value::Object(key)) = serde_json::from_str::<Value>(j) else {
+                continue;
+            };
+            let Some((kk, kv)) = key.iter().next() else {
+                continue;
+            };
+            Step::Item(
+                kk.clone(),
+                kv.as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| kv.to_string()),
+            )
         } else {
             continue;
         };
@@ -142,16 +165,21 @@ fn get<'a>(value: &'a Value, path: &[Step]) -> Option<&'a Value> {
 }
 
 fn item_matches(item: &Value, key: &str, id: &str) -> bool {
-    item.get(key).is_some_and(|x| x.as_str() == Some(id) || x.to_string() == id)
+    item.get(key)
+        .is_some_and(|x| x.as_str() == Some(id) || x.to_string() == id)
 }
 
 fn remove(value: &mut Value, path: &[Step]) {
-    let Some((last, parent_path)) = path.split_last() else { return };
+    let Some((last, parent_path)) = path.split_last() else {
+        return;
+    };
     let mut node = value;
     for step in parent_path {
         let next = match step {
             Step::Field(f) => node.get_mut(f),
-            Step::Item(k, v) => node.as_array_mut().and_then(|a| a.iter_mut().find(|i| item_matches(i, k, v))),
+            Step::Item(k, v) => node
+                .as_array_mut()
+                .and_then(|a| a.iter_mut().find(|i| item_matches(i, k, v))),
         };
         match next {
             Some(n) => node = n,
@@ -200,7 +228,13 @@ fn merge(live: &mut Value, applied: &Value, field: &str) {
 }
 
 /// Applies `applied` to `live` on behalf of the request's field manager, updating `managedFields`.
-pub(crate) fn server_side_apply(ctx: &Ctx<'_>, live: &mut Value, applied: &Value, force: bool, status_only: bool) -> Result<(), ApiError> {
+pub(crate) fn server_side_apply(
+    ctx: &Ctx<'_>,
+    live: &mut Value,
+    applied: &Value,
+    force: bool,
+    status_only: bool,
+) -> Result<(), ApiError> {
     let manager = ctx.field_manager();
     let subresource = status_only.then_some("status");
     let new_paths = applied_paths(applied, status_only, ctx.kind.has_status);
@@ -211,7 +245,9 @@ pub(crate) fn server_side_apply(ctx: &Ctx<'_>, live: &mut Value, applied: &Value
         .cloned()
         .unwrap_or_default();
     let is_mine = |e: &Value| {
-        e["manager"] == manager.as_str() && e["operation"] == "Apply" && e.get("subresource").and_then(Value::as_str) == subresource
+        e["manager"] == manager.as_str()
+            && e["operation"] == "Apply"
+            && e.get("subresource").and_then(Value::as_str) == subresource
     };
     let mut old_paths = BTreeSet::new();
     if let Some(mine) = entries.iter().find(|e| is_mine(e)) {
@@ -243,15 +279,30 @@ pub(crate) fn server_side_apply(ctx: &Ctx<'_>, live: &mut Value, applied: &Value
             .iter()
             .map(|(i, path)| Cause {
                 reason: "FieldManagerConflict".into(),
-                message: format!("conflict with \"{}\" using {}", entries[*i]["manager"].as_str().unwrap_or(""), entries[*i]["apiVersion"].as_str().unwrap_or("")),
+                message: format!(
+                    "conflict with \"{}\" using {}",
+                    entries[*i]["manager"].as_str().unwrap_or(""),
+                    entries[*i]["apiVersion"].as_str().unwrap_or("")
+                ),
                 field: path_string(path),
             })
             .collect();
-        let summary: Vec<String> = causes.iter().map(|c| format!("{}: {}", c.message, c.field)).collect();
-        let plural = if causes.len() == 1 { "conflict" } else { "conflicts" };
+        let summary: Vec<String> = causes
+            .iter()
+            .map(|c| format!("{}: {}", c.message, c.field))
+            .collect();
+        let plural = if causes.len() == 1 {
+            "conflict"
+        } else {
+            "conflicts"
+        };
         return Err(ApiError::Conflict {
             subject: ctx.subject(crate::server::object::name_of(live)),
-            detail: format!("Apply failed with {} {plural}: {}", causes.len(), summary.join("\n")),
+            detail: format!(
+                "Apply failed with {} {plural}: {}",
+                causes.len(),
+                summary.join("\n")
+            ),
         });
     }
     // Forced: ownership moves to us.
@@ -271,7 +322,12 @@ pub(crate) fn server_side_apply(ctx: &Ctx<'_>, live: &mut Value, applied: &Value
         map.remove("apiVersion");
         map.remove("kind");
         if let Some(meta) = map.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.retain(|k, _| matches!(k.as_str(), "labels" | "annotations" | "finalizers" | "ownerReferences"));
+            meta.retain(|k, _| {
+                matches!(
+                    k.as_str(),
+                    "labels" | "annotations" | "finalizers" | "ownerReferences"
+                )
+            });
         }
         if status_only {
             map.retain(|k, _| k == "status");
@@ -319,7 +375,10 @@ mod tests {
         let applied = json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}, "spec": {"a": 1}});
         let paths = applied_paths(&applied, false, false);
         let fields = to_fields_v1(&paths);
-        assert!(fields["f:status"]["f:conditions"]["k:{\"type\":\"Ready\"}"]["f:status"].is_object(), "{fields}");
+        assert!(
+            fields["f:status"]["f:conditions"]["k:{\"type\":\"Ready\"}"]["f:status"].is_object(),
+            "{fields}"
+        );
         let mut back = BTreeSet::new();
         from_fields_v1(&fields, &mut Vec::new(), &mut back);
         assert_eq!(back, paths);
@@ -328,7 +387,11 @@ mod tests {
     #[test]
     fn merge_keyed_lists_by_key() {
         let mut live = json!({"conditions": [{"type": "A", "status": "False"}, {"type": "B", "status": "True"}]});
-        merge(&mut live, &json!({"conditions": [{"type": "A", "status": "True"}]}), "");
+        merge(
+            &mut live,
+            &json!({"conditions": [{"type": "A", "status": "True"}]}),
+            "",
+        );
         assert_eq!(live["conditions"][0]["status"], "True");
         assert_eq!(live["conditions"][1]["type"], "B");
     }

@@ -12,11 +12,11 @@ use super::{Ctx, decode_object, single_response};
 use crate::server::errors::ApiError;
 use crate::server::negotiate::body_format;
 use crate::server::object::{
-    from_stored, metadata_mut, name_of, namespace_of, normalize, now_rfc3339, new_uid, owned_fields, record_manager,
-    set_resource_version, storage_key, to_stored,
+    decode, encode, from_stored, metadata_mut, name_of, namespace_of, new_uid, normalize,
+    now_rfc3339, owned_fields, record_manager, set_resource_version, storage_key,
 };
 use crate::server::registry::ResourceKind;
-use crate::server::request::FieldValidation;
+use crate::server::validation::FieldValidation;
 use crate::storage::StorageError;
 
 /// Letters `generateName` suffixes are drawn from (no vowels, no look-alikes), as upstream.
@@ -27,7 +27,9 @@ const GENERATE_NAME_ATTEMPTS: usize = 8;
 /// Checks `apiVersion`/`kind` of a body against the URL's kind, filling them when absent.
 pub(crate) fn check_type(kind: &ResourceKind, object: &mut Value) -> Result<(), ApiError> {
     let expected = kind.api_version();
-    let map = object.as_object_mut().ok_or_else(|| ApiError::BadRequest("the body must be an object".into()))?;
+    let map = object
+        .as_object_mut()
+        .ok_or_else(|| ApiError::BadRequest("the body must be an object".into()))?;
     match map.get("apiVersion").and_then(Value::as_str) {
         None | Some("") => {
             map.insert("apiVersion".into(), json!(expected));
@@ -45,7 +47,10 @@ pub(crate) fn check_type(kind: &ResourceKind, object: &mut Value) -> Result<(), 
         }
         Some(k) if k == kind.kind => {}
         Some(k) => {
-            return Err(ApiError::BadRequest(format!("the kind in the data ({k}) does not match the expected kind ({})", kind.kind)));
+            return Err(ApiError::BadRequest(format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                kind.kind
+            )));
         }
     }
     Ok(())
@@ -55,7 +60,8 @@ pub(crate) fn check_type(kind: &ResourceKind, object: &mut Value) -> Result<(), 
 /// cleared for cluster-scoped kinds.
 pub(crate) fn check_namespace(ctx: &Ctx<'_>, object: &mut Value) -> Result<(), ApiError> {
     let body_ns = namespace_of(object).to_string();
-    let meta = metadata_mut(object).ok_or_else(|| ApiError::BadRequest("the body must be an object".into()))?;
+    let meta = metadata_mut(object)
+        .ok_or_else(|| ApiError::BadRequest("the body must be an object".into()))?;
     match ctx.namespace() {
         Some(url_ns) => {
             if body_ns.is_empty() {
@@ -75,16 +81,34 @@ pub(crate) fn check_namespace(ctx: &Ctx<'_>, object: &mut Value) -> Result<(), A
 
 /// Rejects creates into a namespace that does not exist or is being deleted (embedded mode).
 pub(crate) async fn check_namespace_lifecycle(ctx: &Ctx<'_>) -> Result<(), ApiError> {
-    let (Some(ns), true) = (ctx.namespace(), ctx.state.options.embedded) else { return Ok(()) };
-    let Some(ns_kind) = ctx.state.kind_by_plural("", "namespaces") else { return Ok(()) };
+    let (Some(ns), true) = (ctx.namespace(), ctx.state.options.embedded) else {
+        return Ok(());
+    };
+    let Some(ns_kind) = ctx.state.kind_by_plural("", "namespaces") else {
+        return Ok(());
+    };
     let key = storage_key(ns_kind, None, ns);
-    let subject = crate::server::errors::Subject { plural: "namespaces".into(), kind: "Namespace".into(), name: ns.into(), ..Default::default() };
-    let kv = ctx.state.store.get(&key).await.map_err(|e| ApiError::from_storage(e, &subject))?;
-    let Some(kv) = kv else { return Err(ApiError::NotFound(subject)) };
+    let subject = crate::server::errors::Subject {
+        plural: "namespaces".into(),
+        kind: "Namespace".into(),
+        name: ns.into(),
+        ..Default::default()
+    };
+    let kv = ctx
+        .state
+        .store
+        .get(&key)
+        .await
+        .map_err(|e| ApiError::from_storage(e, &subject))?;
+    let Some(kv) = kv else {
+        return Err(ApiError::NotFound(subject));
+    };
     let namespace = from_stored(&kv).map_err(ApiError::Internal)?;
     if crate::server::object::is_terminating(&namespace) {
         return Err(ApiError::Forbidden {
-            message: format!("unable to create new content in namespace {ns} because it is being terminated"),
+            message: format!(
+                "unable to create new content in namespace {ns} because it is being terminated"
+            ),
             subject: None,
         });
     }
@@ -96,7 +120,15 @@ pub(crate) async fn check_namespace_lifecycle(ctx: &Ctx<'_>) -> Result<(), ApiEr
 pub(crate) fn prepare_new(kind: &ResourceKind, object: &mut Value, manager: &str, operation: &str) {
     let fields = owned_fields(kind, object, false);
     if let Some(meta) = metadata_mut(object) {
-        for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "resourceVersion", "managedFields"] {
+        for field in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "selfLink",
+            "resourceVersion",
+            "managedFields",
+        ] {
             meta.remove(field);
         }
         meta.insert("uid".into(), json!(new_uid()));
@@ -112,29 +144,56 @@ pub(crate) fn prepare_new(kind: &ResourceKind, object: &mut Value, manager: &str
         object["spec"] = json!({"finalizers": ["kubernetes"]});
         object["status"] = json!({"phase": "Active"});
     }
-    record_manager(object, &kind.api_version(), manager, operation, None, fields);
+    record_manager(
+        object,
+        &kind.api_version(),
+        manager,
+        operation,
+        None,
+        fields,
+    );
     normalize(kind, object);
 }
 
 /// POST handler.
 pub(super) async fn create(ctx: &Ctx<'_>, body: Bytes) -> Result<Response, ApiError> {
     let format = body_format(&ctx.headers, false)?;
-    let validation = FieldValidation::from_query(&ctx.query)?;
+    let validation = super::admit::field_validation(ctx)?;
     let dry_run = ctx.query.dry_run()?;
     let mut object = decode_object(&body, format)?;
     check_type(ctx.kind, &mut object)?;
     check_namespace(ctx, &mut object)?;
-    if !object.get("metadata").and_then(|m| m.get("resourceVersion")).and_then(Value::as_str).unwrap_or("").is_empty() {
-        return Err(ApiError::BadRequest("resourceVersion should not be set on objects to be created".into()));
+    if !object
+        .get("metadata")
+        .and_then(|m| m.get("resourceVersion"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .is_empty()
+    {
+        return Err(ApiError::BadRequest(
+            "resourceVersion should not be set on objects to be created".into(),
+        ));
     }
-    let (object, code, warnings) = create_object(ctx, object, validation, dry_run, "Update").await?;
+    let (object, code, warnings) =
+        create_object(ctx, object, validation, dry_run, "Update").await?;
     single_response(ctx, code, &object, &warnings)
 }
 
 /// Creates `object` (already type- and namespace-checked): admission, server metadata,
 /// `generateName`, storage. Shared by POST and by server-side apply of a missing object.
-pub(crate) async fn create_object(ctx: &Ctx<'_>, mut object: Value, validation: FieldValidation, dry_run: bool, operation: &str) -> Result<(Value, StatusCode, Vec<String>), ApiError> {
-    let generate = object.get("metadata").and_then(|m| m.get("generateName")).and_then(Value::as_str).unwrap_or("").to_string();
+pub(crate) async fn create_object(
+    ctx: &Ctx<'_>,
+    mut object: Value,
+    validation: FieldValidation,
+    dry_run: bool,
+    operation: &str,
+) -> Result<(Value, StatusCode, Vec<String>), ApiError> {
+    let generate = object
+        .get("metadata")
+        .and_then(|m| m.get("generateName"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let use_generate = name_of(&object).is_empty() && !generate.is_empty();
     if use_generate {
         set_name(&mut object, &generated_name(&generate));
@@ -149,12 +208,19 @@ pub(crate) async fn create_object(ctx: &Ctx<'_>, mut object: Value, validation: 
     loop {
         let name = name_of(&object).to_string();
         let key = storage_key(ctx.kind, ctx.namespace(), &name);
-        match ctx.state.store.create(&key, to_stored(&object)).await {
+        match ctx
+            .state
+            .store
+            .create(&key, encode(ctx.kind, &object))
+            .await
+        {
             Ok(revision) => {
                 set_resource_version(&mut object, revision);
                 return Ok((object, StatusCode::CREATED, warnings));
             }
-            Err(StorageError::AlreadyExists { .. }) if use_generate && attempts < GENERATE_NAME_ATTEMPTS => {
+            Err(StorageError::AlreadyExists { .. })
+                if use_generate && attempts < GENERATE_NAME_ATTEMPTS =>
+            {
                 attempts += 1;
                 set_name(&mut object, &generated_name(&generate));
             }
@@ -166,9 +232,12 @@ pub(crate) async fn create_object(ctx: &Ctx<'_>, mut object: Value, validation: 
                     .await
                     .ok()
                     .flatten()
-                    .and_then(|kv| from_stored(&kv).ok())
+                    .and_then(|kv| decode(ctx.kind, &kv).ok())
                     .is_some_and(|o| crate::server::object::is_terminating(&o));
-                return Err(ApiError::AlreadyExists { subject: ctx.subject(&name), terminating });
+                return Err(ApiError::AlreadyExists {
+                    subject: ctx.subject(&name),
+                    terminating,
+                });
             }
             Err(e) => return Err(ApiError::from_storage(e, &ctx.subject(&name))),
         }
@@ -184,7 +253,9 @@ fn set_name(object: &mut Value, name: &str) {
 /// `prefix` + 5 random characters, the prefix cut so the result stays a valid name.
 fn generated_name(prefix: &str) -> String {
     let mut rng = rand::rng();
-    let suffix: String = (0..5).map(|_| GENERATE_NAME_ALPHABET[rng.random_range(0..GENERATE_NAME_ALPHABET.len())] as char).collect();
+    let suffix: String = (0..5)
+        .map(|_| GENERATE_NAME_ALPHABET[rng.random_range(0..GENERATE_NAME_ALPHABET.len())] as char)
+        .collect();
     let keep = prefix.len().min(253 - 5);
     format!("{}{suffix}", &prefix[..keep])
 }

@@ -11,8 +11,8 @@ use super::read::{ReadAt, load, read_collection};
 use super::{Ctx, json_response, single_response};
 use crate::server::errors::ApiError;
 use crate::server::object::{
-    finalizers_of, generation_of, is_terminating, meta_str, name_of, now_rfc3339, set_resource_version, storage_key,
-    to_stored, uid_of,
+    encode, finalizers_of, generation_of, is_terminating, meta_str, name_of, now_rfc3339,
+    set_resource_version, storage_key, uid_of,
 };
 use crate::storage::StorageError;
 
@@ -34,16 +34,24 @@ pub(crate) struct DeleteOptions {
 
 impl DeleteOptions {
     fn parse(ctx: &Ctx<'_>, body: &[u8]) -> Result<Self, ApiError> {
-        let mut options = Self { dry_run: ctx.query.dry_run()?, ..Self::default() };
+        let mut options = Self {
+            dry_run: ctx.query.dry_run()?,
+            ..Self::default()
+        };
         options.propagation = ctx.query.non_empty("propagationPolicy").map(String::from);
         if ctx.query.flag("orphanDependents")? {
             options.propagation = Some("Orphan".into());
         }
         if body.iter().any(|b| !b.is_ascii_whitespace()) {
-            let v: Value = serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("error decoding DeleteOptions: {e}")))?;
+            let v: Value = serde_json::from_slice(body)
+                .map_err(|e| ApiError::BadRequest(format!("error decoding DeleteOptions: {e}")))?;
             match v.get("apiVersion").and_then(Value::as_str) {
                 None | Some("v1") | Some("meta.k8s.io/v1") | Some("meta.k8s.io/v1beta1") => {}
-                Some(other) => return Err(ApiError::BadRequest(format!("unsupported DeleteOptions apiVersion {other:?}"))),
+                Some(other) => {
+                    return Err(ApiError::BadRequest(format!(
+                        "unsupported DeleteOptions apiVersion {other:?}"
+                    )));
+                }
             }
             if let Some(p) = v.get("propagationPolicy").and_then(Value::as_str) {
                 options.propagation = Some(p.to_string());
@@ -53,7 +61,10 @@ impl DeleteOptions {
             }
             if let Some(pre) = v.get("preconditions") {
                 options.precondition_uid = pre.get("uid").and_then(Value::as_str).map(String::from);
-                options.precondition_rv = pre.get("resourceVersion").and_then(Value::as_str).map(String::from);
+                options.precondition_rv = pre
+                    .get("resourceVersion")
+                    .and_then(Value::as_str)
+                    .map(String::from);
             }
             if let Some(dry) = v.get("dryRun").and_then(Value::as_array) {
                 options.dry_run |= dry.iter().any(|d| d == "All");
@@ -79,7 +90,11 @@ enum Deleted {
 }
 
 /// Deletes one object per `options`, retrying on CAS races.
-async fn delete_one(ctx: &Ctx<'_>, name: &str, options: &DeleteOptions) -> Result<Deleted, ApiError> {
+async fn delete_one(
+    ctx: &Ctx<'_>,
+    name: &str,
+    options: &DeleteOptions,
+) -> Result<Deleted, ApiError> {
     let subject = ctx.subject(name);
     for _ in 0..MAX_DELETE_ATTEMPTS {
         let (current, rev) = load(ctx, name).await?;
@@ -87,7 +102,10 @@ async fn delete_one(ctx: &Ctx<'_>, name: &str, options: &DeleteOptions) -> Resul
             if uid != uid_of(&current) {
                 return Err(ApiError::Conflict {
                     subject,
-                    detail: format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", uid_of(&current)),
+                    detail: format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        uid_of(&current)
+                    ),
                 });
             }
         }
@@ -95,7 +113,9 @@ async fn delete_one(ctx: &Ctx<'_>, name: &str, options: &DeleteOptions) -> Resul
             if *expected != rev.to_string() {
                 return Err(ApiError::Conflict {
                     subject,
-                    detail: format!("Precondition failed: ResourceVersion in precondition: {expected}, ResourceVersion in object meta: {rev}"),
+                    detail: format!(
+                        "Precondition failed: ResourceVersion in precondition: {expected}, ResourceVersion in object meta: {rev}"
+                    ),
                 });
             }
         }
@@ -105,12 +125,21 @@ async fn delete_one(ctx: &Ctx<'_>, name: &str, options: &DeleteOptions) -> Resul
         if ctx.state.options.embedded && !is_namespace {
             match options.propagation.as_deref() {
                 Some("Orphan") => ensure(&mut finalizers, ORPHAN_FINALIZER, FOREGROUND_FINALIZER),
-                Some("Foreground") => ensure(&mut finalizers, FOREGROUND_FINALIZER, ORPHAN_FINALIZER),
-                Some(_) => finalizers.retain(|f| f != ORPHAN_FINALIZER && f != FOREGROUND_FINALIZER),
+                Some("Foreground") => {
+                    ensure(&mut finalizers, FOREGROUND_FINALIZER, ORPHAN_FINALIZER)
+                }
+                Some(_) => {
+                    finalizers.retain(|f| f != ORPHAN_FINALIZER && f != FOREGROUND_FINALIZER)
+                }
                 None => {}
             }
         }
-        let namespace_has_content = is_namespace && next.get("spec").and_then(|s| s.get("finalizers")).and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+        let namespace_has_content = is_namespace
+            && next
+                .get("spec")
+                .and_then(|s| s.get("finalizers"))
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty());
         if finalizers.is_empty() && !namespace_has_content {
             if options.dry_run {
                 return Ok(Deleted::Gone(current));
@@ -127,7 +156,9 @@ async fn delete_one(ctx: &Ctx<'_>, name: &str, options: &DeleteOptions) -> Resul
                 Err(e) => return Err(ApiError::from_storage(e, &subject)),
             }
         }
-        let meta = next["metadata"].as_object_mut().ok_or_else(|| ApiError::Internal("object without metadata".into()))?;
+        let meta = next["metadata"]
+            .as_object_mut()
+            .ok_or_else(|| ApiError::Internal("object without metadata".into()))?;
         let newly = !is_terminating(&current);
         if newly {
             meta.insert("deletionTimestamp".into(), json!(now_rfc3339()));
@@ -152,7 +183,12 @@ async fn delete_one(ctx: &Ctx<'_>, name: &str, options: &DeleteOptions) -> Resul
             return Ok(Deleted::Terminating(next));
         }
         let key = storage_key(ctx.kind, ctx.namespace(), name);
-        match ctx.state.store.update(&key, to_stored(&next), rev).await {
+        match ctx
+            .state
+            .store
+            .update(&key, encode(ctx.kind, &next), rev)
+            .await
+        {
             Ok(revision) => {
                 set_resource_version(&mut next, revision);
                 ctx.state.deletions.notify_one();
@@ -205,7 +241,8 @@ pub(super) async fn delete_collection(ctx: &Ctx<'_>, body: Bytes) -> Result<Resp
             state: ctx.state,
             kind: ctx.kind,
             target: crate::server::request::Target {
-                namespace: Some(meta_str(&object, "namespace").to_string()).filter(|n| !n.is_empty()),
+                namespace: Some(meta_str(&object, "namespace").to_string())
+                    .filter(|n| !n.is_empty()),
                 ..ctx.target.clone()
             },
             query: ctx.query.clone(),
@@ -217,7 +254,12 @@ pub(super) async fn delete_collection(ctx: &Ctx<'_>, body: Bytes) -> Result<Resp
             Err(e) => return Err(e),
         }
     }
-    let revision = ctx.state.store.current_revision().await.map_err(|e| ApiError::from_storage(e, &Default::default()))?;
+    let revision = ctx
+        .state
+        .store
+        .current_revision()
+        .await
+        .map_err(|e| ApiError::from_storage(e, &Default::default()))?;
     let list = json!({
         "apiVersion": ctx.kind.api_version(),
         "kind": ctx.kind.list_kind,

@@ -11,19 +11,19 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::errors::ApiError;
-use super::negotiate::{BodyFormat, Output, Shape, negotiate};
+use super::negotiate::{BodyFormat, Shape, negotiate};
 use super::registry::ResourceKind;
 use super::request::{Query, Target, parse_target};
 use super::state::ApiState;
 
+mod admit;
+mod apply;
 mod create;
 pub(crate) mod delete;
+mod filter;
 mod patch;
 mod present;
 mod read;
-mod filter;
-mod admit;
-mod apply;
 mod update;
 mod watch;
 
@@ -52,14 +52,26 @@ impl Ctx<'_> {
         if let Some(m) = self.query.non_empty("fieldManager") {
             return m.to_string();
         }
-        let agent = self.headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let agent = self
+            .headers
+            .get(USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         let prefix = agent.split('/').next().unwrap_or("").trim();
-        if prefix.is_empty() { "unknown".into() } else { prefix.to_string() }
+        if prefix.is_empty() {
+            "unknown".into()
+        } else {
+            prefix.to_string()
+        }
     }
 
     /// The namespace from the URL, for namespaced kinds.
     pub fn namespace(&self) -> Option<&str> {
-        if self.kind.namespaced { self.target.namespace.as_deref() } else { None }
+        if self.kind.namespaced {
+            self.target.namespace.as_deref()
+        } else {
+            None
+        }
     }
 }
 
@@ -82,7 +94,13 @@ async fn dispatch(state: &Arc<ApiState>, request: Request) -> Result<Response, A
     if kind.namespaced && target.namespace.is_none() && method != Method::GET {
         return Err(ApiError::UnknownPath);
     }
-    let ctx = Ctx { state, kind, target, query, headers: parts.headers };
+    let ctx = Ctx {
+        state,
+        kind,
+        target,
+        query,
+        headers: parts.headers,
+    };
     match method {
         Method::GET if has_name => read::get(&ctx).await,
         Method::GET if ctx.query.flag("watch")? => watch::watch(&ctx).await,
@@ -90,16 +108,24 @@ async fn dispatch(state: &Arc<ApiState>, request: Request) -> Result<Response, A
         Method::POST if !has_name => create::create(&ctx, read_body(body).await?).await,
         Method::PUT if has_name => update::update(&ctx, read_body(body).await?).await,
         Method::PATCH if has_name => patch::patch(&ctx, read_body(body).await?).await,
-        Method::DELETE if has_name && !is_status => delete::delete(&ctx, read_body(body).await?).await,
-        Method::DELETE if !has_name => delete::delete_collection(&ctx, read_body(body).await?).await,
+        Method::DELETE if has_name && !is_status => {
+            delete::delete(&ctx, read_body(body).await?).await
+        }
+        Method::DELETE if !has_name => {
+            delete::delete_collection(&ctx, read_body(body).await?).await
+        }
         _ => Err(ApiError::MethodNotAllowed),
     }
 }
 
 async fn read_body(body: Body) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
-        ApiError::TooLarge(format!("the request body exceeds the limit of {MAX_BODY_BYTES} bytes"))
-    })
+    axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::TooLarge(format!(
+                "the request body exceeds the limit of {MAX_BODY_BYTES} bytes"
+            ))
+        })
 }
 
 /// Decodes a JSON or YAML request body into a JSON object.
@@ -119,7 +145,9 @@ pub(crate) fn decode_object(bytes: &[u8], format: BodyFormat) -> Result<Value, A
             .map_err(|e| ApiError::BadRequest(format!("error decoding JSON body: {e}")))?,
     };
     if !value.is_object() {
-        return Err(ApiError::BadRequest("the request body must be a JSON object".into()));
+        return Err(ApiError::BadRequest(
+            "the request body must be a JSON object".into(),
+        ));
     }
     Ok(value)
 }
@@ -140,13 +168,13 @@ pub(crate) fn json_response(code: StatusCode, body: &Value, warnings: &[String])
 }
 
 /// Presents one object per the `Accept` header and wraps it in a response.
-pub(crate) fn single_response(ctx: &Ctx<'_>, code: StatusCode, object: &Value, warnings: &[String]) -> Result<Response, ApiError> {
+pub(crate) fn single_response(
+    ctx: &Ctx<'_>,
+    code: StatusCode,
+    object: &Value,
+    warnings: &[String],
+) -> Result<Response, ApiError> {
     let output = negotiate(&ctx.headers, Shape::Single)?;
     let body = present_single(ctx.kind, object, output, &ctx.query)?;
     Ok(json_response(code, &body, warnings))
-}
-
-/// Whether `output` wants the objects themselves.
-pub(crate) fn wants_objects(output: Output) -> bool {
-    matches!(output, Output::Json)
 }

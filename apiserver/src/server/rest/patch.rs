@@ -15,7 +15,7 @@ use super::{Ctx, decode_object, single_response};
 use crate::server::errors::ApiError;
 use crate::server::negotiate::{BodyFormat, body_format};
 use crate::server::object::{meta_str, name_of};
-use crate::server::request::FieldValidation;
+use crate::server::validation::FieldValidation;
 
 /// A JSON patch with more operations than this is refused with 413.
 const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
@@ -37,11 +37,16 @@ pub(crate) fn json_patch_apply(target: &mut Value, operations: &[Value]) -> Resu
             let path = operation.get("path").and_then(Value::as_str).unwrap_or("");
             match target.pointer(path) {
                 None | Some(Value::Null) => continue,
-                Some(other) => return Err(format!("testing value {path} failed: found {other}, expected null")),
+                Some(other) => {
+                    return Err(format!(
+                        "testing value {path} failed: found {other}, expected null"
+                    ));
+                }
             }
         }
         let single: json_patch::Patch =
-            serde_json::from_value(Value::Array(vec![operation.clone()])).map_err(|e| format!("invalid operation: {e}"))?;
+            serde_json::from_value(Value::Array(vec![operation.clone()]))
+                .map_err(|e| format!("invalid operation: {e}"))?;
         json_patch::patch(target, &single).map_err(|e| e.to_string())?;
     }
     Ok(())
@@ -55,37 +60,65 @@ pub(super) async fn patch(ctx: &Ctx<'_>, body: Bytes) -> Result<Response, ApiErr
     let manager = ctx.query.non_empty("fieldManager");
     if format == BodyFormat::ApplyPatch && manager.is_none() {
         return Err(ApiError::Invalid {
-            subject: crate::server::errors::Subject { group: "meta.k8s.io".into(), kind: "PatchOptions".into(), ..Default::default() },
-            causes: vec![crate::server::errors::Cause { reason: "FieldValueRequired".into(), message: "Required value: is required for apply patch".into(), field: "fieldManager".into() }],
+            subject: crate::server::errors::Subject {
+                group: "meta.k8s.io".into(),
+                kind: "PatchOptions".into(),
+                ..Default::default()
+            },
+            causes: vec![crate::server::errors::Cause {
+                reason: "FieldValueRequired".into(),
+                message: "Required value: is required for apply patch".into(),
+                field: "fieldManager".into(),
+            }],
         });
     }
     if format != BodyFormat::ApplyPatch && force.is_some() {
         return Err(ApiError::Invalid {
-            subject: crate::server::errors::Subject { group: "meta.k8s.io".into(), kind: "PatchOptions".into(), ..Default::default() },
-            causes: vec![crate::server::errors::Cause { reason: "FieldValueForbidden".into(), message: "Forbidden: may not be specified for non-apply patch".into(), field: "force".into() }],
+            subject: crate::server::errors::Subject {
+                group: "meta.k8s.io".into(),
+                kind: "PatchOptions".into(),
+                ..Default::default()
+            },
+            causes: vec![crate::server::errors::Cause {
+                reason: "FieldValueForbidden".into(),
+                message: "Forbidden: may not be specified for non-apply patch".into(),
+                field: "force".into(),
+            }],
         });
     }
     let options = UpdateRequest {
         status_only: ctx.target.subresource.is_some(),
-        validation: FieldValidation::from_query(&ctx.query)?,
+        validation: super::admit::field_validation(ctx)?,
         dry_run: ctx.query.dry_run()?,
-        operation: if format == BodyFormat::ApplyPatch { "Apply" } else { "Update" },
+        operation: if format == BodyFormat::ApplyPatch {
+            "Apply"
+        } else {
+            "Update"
+        },
         write: WriteKind::Patch,
     };
     let document: Value = match format {
         BodyFormat::ApplyPatch => decode_object(&body, format)?,
-        _ => serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("error decoding patch: {e}")))?,
+        _ => serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("error decoding patch: {e}")))?,
     };
     let operations = match format {
         BodyFormat::JsonPatch => {
-            let ops = document.as_array().ok_or_else(|| ApiError::BadRequest("a JSON patch must be an array of operations".into()))?;
+            let ops = document.as_array().ok_or_else(|| {
+                ApiError::BadRequest("a JSON patch must be an array of operations".into())
+            })?;
             if ops.len() > MAX_JSON_PATCH_OPERATIONS {
-                return Err(ApiError::TooLarge(format!("the JSON patch has {} operations, more than the limit of {MAX_JSON_PATCH_OPERATIONS}", ops.len())));
+                return Err(ApiError::TooLarge(format!(
+                    "the JSON patch has {} operations, more than the limit of {MAX_JSON_PATCH_OPERATIONS}",
+                    ops.len()
+                )));
             }
             ops.clone()
         }
         BodyFormat::MergePatch if !document.is_object() => {
-            return Err(ApiError::BadRequest("a merge patch must be a JSON object".into()));
+            return Err(ApiError::BadRequest(
+                "a merge patch must be a JSON object".into(),
+            ));
         }
         _ => Vec::new(),
     };
@@ -93,7 +126,9 @@ pub(super) async fn patch(ctx: &Ctx<'_>, body: Bytes) -> Result<Response, ApiErr
     for _ in 0..MAX_PATCH_ATTEMPTS {
         let (current, current_rev) = match load(ctx, &name).await {
             Ok(found) => found,
-            Err(ApiError::NotFound(_)) if format == BodyFormat::ApplyPatch && !options.status_only => {
+            Err(ApiError::NotFound(_))
+                if format == BodyFormat::ApplyPatch && !options.status_only =>
+            {
                 return apply_create(ctx, document, options.validation, options.dry_run).await;
             }
             Err(e) => return Err(e),
@@ -102,17 +137,30 @@ pub(super) async fn patch(ctx: &Ctx<'_>, body: Bytes) -> Result<Response, ApiErr
         match format {
             BodyFormat::MergePatch => merge_patch(&mut patched, &document),
             BodyFormat::JsonPatch => json_patch_apply(&mut patched, &operations).map_err(|e| {
-                ApiError::UnprocessableEntity(format!("the server rejected our request due to an error in our request: {e}"))
+                ApiError::UnprocessableEntity(format!(
+                    "the server rejected our request due to an error in our request: {e}"
+                ))
             })?,
-            BodyFormat::ApplyPatch => super::apply::server_side_apply(ctx, &mut patched, &document, force.unwrap_or(false), options.status_only)?,
+            BodyFormat::ApplyPatch => super::apply::server_side_apply(
+                ctx,
+                &mut patched,
+                &document,
+                force.unwrap_or(false),
+                options.status_only,
+            )?,
             _ => return Err(ApiError::Internal("unexpected patch format".into())),
         }
         if !patched.is_object() {
-            return Err(ApiError::UnprocessableEntity("the patched object is not a JSON object".into()));
+            return Err(ApiError::UnprocessableEntity(
+                "the patched object is not a JSON object".into(),
+            ));
         }
         check_type(ctx.kind, &mut patched)?;
         if name_of(&patched) != name {
-            return Err(ApiError::BadRequest(format!("the name of the object ({}) does not match the name on the URL ({name})", name_of(&patched))));
+            return Err(ApiError::BadRequest(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                name_of(&patched)
+            )));
         }
         check_namespace(ctx, &mut patched)?;
         let patched_rv = meta_str(&patched, "resourceVersion").to_string();
@@ -121,7 +169,9 @@ pub(super) async fn patch(ctx: &Ctx<'_>, body: Bytes) -> Result<Response, ApiErr
             return Err(ApiError::modified(ctx.subject(&name)));
         }
         match apply_update(ctx, &current, current_rev, patched, &options).await {
-            Ok((object, warnings)) => return single_response(ctx, StatusCode::OK, &object, &warnings),
+            Ok((object, warnings)) => {
+                return single_response(ctx, StatusCode::OK, &object, &warnings);
+            }
             Err(UpdateFailure::Conflict) => continue,
             Err(UpdateFailure::Api(e)) => return Err(e),
         }
@@ -130,13 +180,19 @@ pub(super) async fn patch(ctx: &Ctx<'_>, body: Bytes) -> Result<Response, ApiErr
 }
 
 /// Server-side apply of an object that does not exist yet: a create owned by the manager.
-async fn apply_create(ctx: &Ctx<'_>, mut document: Value, validation: FieldValidation, dry_run: bool) -> Result<Response, ApiError> {
+async fn apply_create(
+    ctx: &Ctx<'_>,
+    mut document: Value,
+    validation: FieldValidation,
+    dry_run: bool,
+) -> Result<Response, ApiError> {
     check_type(ctx.kind, &mut document)?;
     if name_of(&document).is_empty() {
         document["metadata"]["name"] = json!(ctx.target.name.clone().unwrap_or_default());
     }
     check_namespace(ctx, &mut document)?;
-    let (object, code, warnings) = create_object(ctx, document, validation, dry_run, "Apply").await?;
+    let (object, code, warnings) =
+        create_object(ctx, document, validation, dry_run, "Apply").await?;
     single_response(ctx, code, &object, &warnings)
 }
 

@@ -18,17 +18,37 @@ pub fn partial_metadata(object: &Value) -> Value {
 }
 
 /// One object in the requested representation.
-pub fn present_single(kind: &ResourceKind, object: &Value, output: Output, query: &Query) -> Result<Value, ApiError> {
+pub fn present_single(
+    kind: &ResourceKind,
+    object: &Value,
+    output: Output,
+    query: &Query,
+) -> Result<Value, ApiError> {
     match output {
         Output::Json => Ok(object.clone()),
         Output::PartialObjectMetadata => Ok(partial_metadata(object)),
-        Output::Table(version) => table(kind, std::slice::from_ref(object), version, query, &Map::new(), true),
-        Output::PartialObjectMetadataList => Err(ApiError::NotAcceptable("application/json".into())),
+        Output::Table(version) => table(
+            kind,
+            std::slice::from_ref(object),
+            version,
+            query,
+            &Map::new(),
+            true,
+        ),
+        Output::PartialObjectMetadataList => {
+            Err(ApiError::NotAcceptable("application/json".into()))
+        }
     }
 }
 
 /// A list (items plus list metadata) in the requested representation.
-pub fn present_list(kind: &ResourceKind, items: Vec<Value>, list_meta: Map<String, Value>, output: Output, query: &Query) -> Result<Value, ApiError> {
+pub fn present_list(
+    kind: &ResourceKind,
+    items: Vec<Value>,
+    list_meta: Map<String, Value>,
+    output: Output,
+    query: &Query,
+) -> Result<Value, ApiError> {
     match output {
         Output::Json => Ok(json!({
             "apiVersion": kind.api_version(),
@@ -48,7 +68,14 @@ pub fn present_list(kind: &ResourceKind, items: Vec<Value>, list_meta: Map<Strin
 }
 
 /// A Table of `objects`; `with_columns` = false omits the column definitions (watch events after the first).
-pub fn table(kind: &ResourceKind, objects: &[Value], version: &str, query: &Query, list_meta: &Map<String, Value>, with_columns: bool) -> Result<Value, ApiError> {
+pub fn table(
+    kind: &ResourceKind,
+    objects: &[Value],
+    version: &str,
+    query: &Query,
+    list_meta: &Map<String, Value>,
+    with_columns: bool,
+) -> Result<Value, ApiError> {
     let _ = (kind, objects, version, query, list_meta, with_columns);
     Err(ApiError::NotAcceptable("application/json".into()))
 }

@@ -13,7 +13,7 @@ use super::filter::ListFilter;
 use super::{Ctx, json_response, present_list, single_response};
 use crate::server::errors::ApiError;
 use crate::server::negotiate::{Shape, negotiate};
-use crate::server::object::{collection_prefix, from_stored, storage_key};
+use crate::server::object::{collection_prefix, decode, storage_key};
 use crate::storage::{ListRequest, Revision, StorageError};
 
 /// How long a "not older than N" read waits for the store to reach N before answering 504.
@@ -37,7 +37,7 @@ pub(super) async fn load(ctx: &Ctx<'_>, name: &str) -> Result<(Value, Revision),
         .await
         .map_err(|e| ApiError::from_storage(e, &subject))?
         .ok_or_else(|| ApiError::NotFound(subject.clone()))?;
-    let object = from_stored(&kv).map_err(ApiError::Internal)?;
+    let object = decode(ctx.kind, &kv).map_err(ApiError::Internal)?;
     Ok((object, kv.mod_revision))
 }
 
@@ -59,13 +59,19 @@ impl ContinueToken {
     /// Decodes a token, rejecting malformed ones and ones that escape the collection.
     pub fn decode(token: &str) -> Result<Self, ApiError> {
         let invalid = |why: &str| ApiError::BadRequest(format!("invalid continue token: {why}"));
-        let bytes = URL_SAFE_NO_PAD.decode(token.trim_end_matches('=')).map_err(|_| invalid("not base64"))?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(token.trim_end_matches('='))
+            .map_err(|_| invalid("not base64"))?;
         let body: Value = serde_json::from_slice(&bytes).map_err(|_| invalid("not JSON"))?;
         if body["v"] != "meta.k8s.io/v1" {
             return Err(invalid("unknown version"));
         }
-        let revision = body["rv"].as_i64().ok_or_else(|| invalid("no resource version"))?;
-        let start = body["start"].as_str().ok_or_else(|| invalid("no start key"))?;
+        let revision = body["rv"]
+            .as_i64()
+            .ok_or_else(|| invalid("no resource version"))?;
+        let start = body["start"]
+            .as_str()
+            .ok_or_else(|| invalid("no start key"))?;
         let after = start.strip_suffix('\u{0}').unwrap_or(start).to_string();
         if after.starts_with('/') || after.split('/').any(|p| p == "..") {
             return Err(invalid("key escapes the collection"));
@@ -92,40 +98,72 @@ pub(crate) fn read_position(ctx: &Ctx<'_>) -> Result<(ReadAt, Option<ContinueTok
     let rv = q.get("resourceVersion").unwrap_or("");
     let rv_match = q.get("resourceVersionMatch").unwrap_or("");
     let token = q.non_empty("continue");
-    let invalid = |field: &str, msg: &str| {
-        ApiError::Invalid {
-            subject: crate::server::errors::Subject { group: "meta.k8s.io".into(), kind: "ListOptions".into(), ..Default::default() },
-            causes: vec![crate::server::errors::Cause { reason: "FieldValueForbidden".into(), message: msg.into(), field: field.into() }],
-        }
+    let invalid = |field: &str, msg: &str| ApiError::Invalid {
+        subject: crate::server::errors::Subject {
+            group: "meta.k8s.io".into(),
+            kind: "ListOptions".into(),
+            ..Default::default()
+        },
+        causes: vec![crate::server::errors::Cause {
+            reason: "FieldValueForbidden".into(),
+            message: msg.into(),
+            field: field.into(),
+        }],
     };
     if q.flag("sendInitialEvents")? {
-        return Err(invalid("sendInitialEvents", "Forbidden: sendInitialEvents is forbidden for list"));
+        return Err(invalid(
+            "sendInitialEvents",
+            "Forbidden: sendInitialEvents is forbidden for list",
+        ));
     }
     let parsed_rv = if rv.is_empty() {
         None
     } else {
-        Some(rv.parse::<Revision>().map_err(|_| ApiError::BadRequest(format!("invalid resource version: {rv:?}")))?)
+        Some(
+            rv.parse::<Revision>()
+                .map_err(|_| ApiError::BadRequest(format!("invalid resource version: {rv:?}")))?,
+        )
     };
     if !rv_match.is_empty() {
         if token.is_some() {
-            return Err(invalid("resourceVersionMatch", "Forbidden: resourceVersionMatch is forbidden when continue is provided"));
+            return Err(invalid(
+                "resourceVersionMatch",
+                "Forbidden: resourceVersionMatch is forbidden when continue is provided",
+            ));
         }
         if parsed_rv.is_none() {
-            return Err(invalid("resourceVersionMatch", "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"));
+            return Err(invalid(
+                "resourceVersionMatch",
+                "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
+            ));
         }
         if !matches!(rv_match, "Exact" | "NotOlderThan") {
-            return Err(invalid("resourceVersionMatch", &format!("Unsupported value: {rv_match:?}: supported values: \"Exact\", \"NotOlderThan\"")));
+            return Err(invalid(
+                "resourceVersionMatch",
+                &format!(
+                    "Unsupported value: {rv_match:?}: supported values: \"Exact\", \"NotOlderThan\""
+                ),
+            ));
         }
         if rv_match == "Exact" && parsed_rv == Some(0) {
-            return Err(invalid("resourceVersionMatch", "Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\""));
+            return Err(invalid(
+                "resourceVersionMatch",
+                "Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+            ));
         }
     }
     if let Some(token) = token {
         if parsed_rv.is_some_and(|r| r != 0) {
-            return Err(ApiError::BadRequest("specifying resource version is not allowed when using continue".into()));
+            return Err(ApiError::BadRequest(
+                "specifying resource version is not allowed when using continue".into(),
+            ));
         }
         let token = ContinueToken::decode(token)?;
-        let at = if token.revision > 0 { ReadAt::Exact(token.revision) } else { ReadAt::Latest };
+        let at = if token.revision > 0 {
+            ReadAt::Exact(token.revision)
+        } else {
+            ReadAt::Latest
+        };
         return Ok((at, Some(token)));
     }
     let limited = q.integer("limit")?.is_some_and(|l| l > 0);
@@ -143,12 +181,20 @@ pub(crate) fn read_position(ctx: &Ctx<'_>) -> Result<(ReadAt, Option<ContinueTok
 pub(crate) async fn wait_for_revision(ctx: &Ctx<'_>, revision: Revision) -> Result<(), ApiError> {
     let deadline = tokio::time::Instant::now() + FUTURE_REVISION_WAIT;
     loop {
-        let current = ctx.state.store.current_revision().await.map_err(storage_error)?;
+        let current = ctx
+            .state
+            .store
+            .current_revision()
+            .await
+            .map_err(storage_error)?;
         if current >= revision {
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(ApiError::TooLargeResourceVersion { requested: revision, current });
+            return Err(ApiError::TooLargeResourceVersion {
+                requested: revision,
+                current,
+            });
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -167,7 +213,13 @@ pub(crate) struct Listing {
 }
 
 /// Reads a collection at a position, filtered, at most `limit` items (0 = all).
-pub(crate) async fn read_collection(ctx: &Ctx<'_>, at: ReadAt, token: Option<ContinueToken>, filter: &ListFilter, limit: usize) -> Result<Listing, ApiError> {
+pub(crate) async fn read_collection(
+    ctx: &Ctx<'_>,
+    at: ReadAt,
+    token: Option<ContinueToken>,
+    filter: &ListFilter,
+    limit: usize,
+) -> Result<Listing, ApiError> {
     let prefix = collection_prefix(ctx.kind, ctx.namespace());
     let mut revision = match at {
         ReadAt::Latest => None,
@@ -183,7 +235,12 @@ pub(crate) async fn read_collection(ctx: &Ctx<'_>, at: ReadAt, token: Option<Con
     let mut remaining = None;
     loop {
         let want = if limit == 0 { 0 } else { limit - items.len() };
-        let request = ListRequest { prefix: prefix.clone(), start_after: start_after.clone(), limit: want, revision };
+        let request = ListRequest {
+            prefix: prefix.clone(),
+            start_after: start_after.clone(),
+            limit: want,
+            revision,
+        };
         let page = ctx.state.store.list(request).await.map_err(|e| match e {
             StorageError::Compacted { .. } if token.is_some() => expired_continue(),
             other => storage_error(other),
@@ -191,7 +248,7 @@ pub(crate) async fn read_collection(ctx: &Ctx<'_>, at: ReadAt, token: Option<Con
         revision = Some(page.revision);
         let page_len = page.items.len();
         for (i, kv) in page.items.iter().enumerate() {
-            let object = from_stored(kv).map_err(ApiError::Internal)?;
+            let object = decode(ctx.kind, kv).map_err(ApiError::Internal)?;
             if filter.matches(&object) {
                 items.push(object);
                 if limit > 0 && items.len() == limit {
@@ -214,9 +271,18 @@ pub(crate) async fn read_collection(ctx: &Ctx<'_>, at: ReadAt, token: Option<Con
     }
     let revision = revision.unwrap_or(0);
     let continue_token = continue_key.map(|key| {
-        ContinueToken { revision, after: key.strip_prefix(&prefix).unwrap_or(&key).to_string() }.encode()
+        ContinueToken {
+            revision,
+            after: key.strip_prefix(&prefix).unwrap_or(&key).to_string(),
+        }
+        .encode()
     });
-    Ok(Listing { items, revision, continue_token, remaining })
+    Ok(Listing {
+        items,
+        revision,
+        continue_token,
+        remaining,
+    })
 }
 
 fn expired_continue() -> ApiError {
@@ -240,13 +306,23 @@ pub(super) async fn list(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
         Err(ApiError::Expired { message, .. }) if ctx.query.non_empty("continue").is_some() => {
             // Offer a token that continues at the latest revision after the same key.
             let token = ContinueToken::decode(ctx.query.non_empty("continue").unwrap_or_default())?;
-            let fresh = ContinueToken { revision: -1, after: token.after }.encode();
-            return Err(ApiError::Expired { message, continue_token: Some(fresh) });
+            let fresh = ContinueToken {
+                revision: -1,
+                after: token.after,
+            }
+            .encode();
+            return Err(ApiError::Expired {
+                message,
+                continue_token: Some(fresh),
+            });
         }
         other => other?,
     };
     let mut meta = Map::new();
-    meta.insert("resourceVersion".into(), json!(listing.revision.to_string()));
+    meta.insert(
+        "resourceVersion".into(),
+        json!(listing.revision.to_string()),
+    );
     if let Some(token) = &listing.continue_token {
         meta.insert("continue".into(), json!(token));
     }
@@ -263,10 +339,14 @@ mod tests {
 
     #[test]
     fn continue_token_round_trips_and_rejects_escapes() {
-        let t = ContinueToken { revision: 42, after: "default/o3".into() };
+        let t = ContinueToken {
+            revision: 42,
+            after: "default/o3".into(),
+        };
         assert_eq!(ContinueToken::decode(&t.encode()).unwrap(), t);
         assert!(ContinueToken::decode("!!!").is_err());
-        let evil = URL_SAFE_NO_PAD.encode(json!({"v": "meta.k8s.io/v1", "rv": 1, "start": "../secrets/x"}).to_string());
+        let evil = URL_SAFE_NO_PAD
+            .encode(json!({"v": "meta.k8s.io/v1", "rv": 1, "start": "../secrets/x"}).to_string());
         assert!(ContinueToken::decode(&evil).is_err());
     }
 }

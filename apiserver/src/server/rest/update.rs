@@ -13,10 +13,11 @@ use super::{Ctx, decode_object, single_response};
 use crate::server::errors::ApiError;
 use crate::server::negotiate::body_format;
 use crate::server::object::{
-    finalizers_of, generation_of, is_terminating, meta_str, metadata_mut, name_of, normalize, owned_fields,
-    record_manager, same_stored_form, set_resource_version, spec_changed, storage_key, to_stored, uid_of,
+    encode, finalizers_of, generation_of, is_terminating, meta_str, metadata_mut, name_of,
+    normalize, owned_fields, record_manager, same_stored_form, set_resource_version, spec_changed,
+    storage_key, uid_of,
 };
-use crate::server::request::FieldValidation;
+use crate::server::validation::FieldValidation;
 use crate::storage::{Revision, StorageError};
 
 /// Why an update could not be stored.
@@ -50,7 +51,13 @@ pub(crate) struct UpdateRequest {
 /// Builds the object to store from the current one and the requested one, applying the rules of
 /// upstream's update strategy, then stores it with a compare-and-swap on `current_rev`.
 /// Returns the stored (or deleted-as-final) object.
-pub(crate) async fn apply_update(ctx: &Ctx<'_>, current: &Value, current_rev: Revision, requested: Value, options: &UpdateRequest) -> Result<(Value, Vec<String>), UpdateFailure> {
+pub(crate) async fn apply_update(
+    ctx: &Ctx<'_>,
+    current: &Value,
+    current_rev: Revision,
+    requested: Value,
+    options: &UpdateRequest,
+) -> Result<(Value, Vec<String>), UpdateFailure> {
     let kind = ctx.kind;
     let name = name_of(current).to_string();
     let subject = ctx.subject(&name);
@@ -64,7 +71,10 @@ pub(crate) async fn apply_update(ctx: &Ctx<'_>, current: &Value, current_rev: Re
                 }
             }
         }
-        if let Some(fields) = requested.get("metadata").and_then(|m| m.get("managedFields")) {
+        if let Some(fields) = requested
+            .get("metadata")
+            .and_then(|m| m.get("managedFields"))
+        {
             next["metadata"]["managedFields"] = fields.clone();
         }
         next
@@ -72,10 +82,23 @@ pub(crate) async fn apply_update(ctx: &Ctx<'_>, current: &Value, current_rev: Re
         let mut next = requested;
         let requested_uid = uid_of(&next).to_string();
         if !requested_uid.is_empty() && requested_uid != uid_of(current) {
-            return Err(ApiError::invalid_field(subject, "FieldValueInvalid", "metadata.uid", format!("Invalid value: {requested_uid:?}: field is immutable")).into());
+            return Err(ApiError::invalid_field(
+                subject,
+                "FieldValueInvalid",
+                "metadata.uid",
+                format!("Invalid value: {requested_uid:?}: field is immutable"),
+            )
+            .into());
         }
-        let meta = metadata_mut(&mut next).ok_or_else(|| ApiError::BadRequest("metadata must be an object".into()))?;
-        for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+        let meta = metadata_mut(&mut next)
+            .ok_or_else(|| ApiError::BadRequest("metadata must be an object".into()))?;
+        for field in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ] {
             match current.get("metadata").and_then(|m| m.get(field)) {
                 Some(v) => meta.insert(field.into(), v.clone()),
                 None => meta.remove(field),
@@ -98,7 +121,10 @@ pub(crate) async fn apply_update(ctx: &Ctx<'_>, current: &Value, current_rev: Re
     // Finalizers can only be removed once deletion started.
     if is_terminating(current) {
         let before = finalizers_of(current);
-        let added: Vec<String> = finalizers_of(&next).into_iter().filter(|f| !before.contains(f)).collect();
+        let added: Vec<String> = finalizers_of(&next)
+            .into_iter()
+            .filter(|f| !before.contains(f))
+            .collect();
         if !added.is_empty() {
             return Err(ApiError::invalid_field(
                 subject,
@@ -111,10 +137,18 @@ pub(crate) async fn apply_update(ctx: &Ctx<'_>, current: &Value, current_rev: Re
     }
     let generation = generation_of(current) + i64::from(spec_changed(kind, current, &next));
     next["metadata"]["generation"] = json!(generation.max(1));
-    let explicit_managed_fields = next.get("metadata").and_then(|m| m.get("managedFields")) != current.get("metadata").and_then(|m| m.get("managedFields"));
+    let explicit_managed_fields = next.get("metadata").and_then(|m| m.get("managedFields"))
+        != current.get("metadata").and_then(|m| m.get("managedFields"));
     if !explicit_managed_fields {
         let fields = owned_fields(kind, &next, options.status_only);
-        record_manager(&mut next, &kind.api_version(), &ctx.field_manager(), options.operation, options.status_only.then_some("status"), fields);
+        record_manager(
+            &mut next,
+            &kind.api_version(),
+            &ctx.field_manager(),
+            options.operation,
+            options.status_only.then_some("status"),
+            fields,
+        );
     }
     normalize(kind, &mut next);
     set_resource_version(&mut next, current_rev);
@@ -138,7 +172,12 @@ pub(crate) async fn apply_update(ctx: &Ctx<'_>, current: &Value, current_rev: Re
             Err(e) => Err(ApiError::from_storage(e, &subject).into()),
         };
     }
-    match ctx.state.store.update(&key, to_stored(&next), current_rev).await {
+    match ctx
+        .state
+        .store
+        .update(&key, encode(ctx.kind, &next), current_rev)
+        .await
+    {
         Ok(revision) => {
             set_resource_version(&mut next, revision);
             Ok((next, warnings))
@@ -153,7 +192,7 @@ pub(super) async fn update(ctx: &Ctx<'_>, body: Bytes) -> Result<Response, ApiEr
     let format = body_format(&ctx.headers, false)?;
     let options = UpdateRequest {
         status_only: ctx.target.subresource.is_some(),
-        validation: FieldValidation::from_query(&ctx.query)?,
+        validation: super::admit::field_validation(ctx)?,
         dry_run: ctx.query.dry_run()?,
         operation: "Update",
         write: WriteKind::CreateOrUpdate,
@@ -167,12 +206,19 @@ pub(super) async fn update(ctx: &Ctx<'_>, body: Bytes) -> Result<Response, ApiEr
             meta.insert("name".into(), json!(url_name));
         }
     } else if body_name != url_name {
-        return Err(ApiError::BadRequest(format!("the name of the object ({body_name}) does not match the name on the URL ({url_name})")));
+        return Err(ApiError::BadRequest(format!(
+            "the name of the object ({body_name}) does not match the name on the URL ({url_name})"
+        )));
     }
     check_namespace(ctx, &mut requested)?;
     let requested_rv = meta_str(&requested, "resourceVersion").to_string();
     if requested_rv.is_empty() {
-        return Err(ApiError::invalid_field(ctx.subject(&url_name), "FieldValueInvalid", "metadata.resourceVersion", "Invalid value: 0x0: must be specified for an update"));
+        return Err(ApiError::invalid_field(
+            ctx.subject(&url_name),
+            "FieldValueInvalid",
+            "metadata.resourceVersion",
+            "Invalid value: 0x0: must be specified for an update",
+        ));
     }
     let (current, current_rev) = load(ctx, &url_name).await?;
     if requested_rv != current_rev.to_string() {

@@ -14,13 +14,13 @@ use rand::Rng;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
+use super::Ctx;
 use super::filter::ListFilter;
 use super::present::{partial_metadata, table};
 use super::read::{ReadAt, read_collection};
-use super::Ctx;
 use crate::server::errors::{ApiError, Cause, Subject};
 use crate::server::negotiate::{Output, Shape, negotiate};
-use crate::server::object::{collection_prefix, from_stored, set_resource_version};
+use crate::server::object::{collection_prefix, decode, set_resource_version};
 use crate::server::registry::ResourceKind;
 use crate::server::request::Query;
 use crate::storage::{Revision, StorageError, WatchEvent};
@@ -42,8 +42,15 @@ impl Encoder {
             Output::Table(version) => {
                 let with_columns = !self.sent_table_header;
                 self.sent_table_header = true;
-                table(&self.kind, std::slice::from_ref(object), version, &self.query, &Map::new(), with_columns)
-                    .unwrap_or_else(|e| e.status())
+                table(
+                    &self.kind,
+                    std::slice::from_ref(object),
+                    version,
+                    &self.query,
+                    &Map::new(),
+                    with_columns,
+                )
+                .unwrap_or_else(|e| e.status())
             }
             Output::PartialObjectMetadata => partial_metadata(object),
             _ => object.clone(),
@@ -57,8 +64,12 @@ impl Encoder {
             metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
         let object = match self.output {
-            Output::PartialObjectMetadata => json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": metadata}),
-            _ => json!({"kind": self.kind.kind, "apiVersion": self.kind.api_version(), "metadata": metadata}),
+            Output::PartialObjectMetadata => {
+                json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": metadata})
+            }
+            _ => {
+                json!({"kind": self.kind.kind, "apiVersion": self.kind.api_version(), "metadata": metadata})
+            }
         };
         line(&json!({"type": "BOOKMARK", "object": object}))
     }
@@ -76,8 +87,16 @@ fn error_event(error: &ApiError) -> Bytes {
 
 fn watch_invalid(message: &str, field: &str) -> ApiError {
     ApiError::Invalid {
-        subject: Subject { group: "meta.k8s.io".into(), kind: "ListOptions".into(), ..Default::default() },
-        causes: vec![Cause { reason: "FieldValueForbidden".into(), message: message.into(), field: field.into() }],
+        subject: Subject {
+            group: "meta.k8s.io".into(),
+            kind: "ListOptions".into(),
+            ..Default::default()
+        },
+        causes: vec![Cause {
+            reason: "FieldValueForbidden".into(),
+            message: message.into(),
+            field: field.into(),
+        }],
     }
 }
 
@@ -90,14 +109,27 @@ pub(super) async fn watch(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     let bookmarks = ctx.query.flag("allowWatchBookmarks")?;
     match (send_initial, rv_match) {
         (Some(_), "NotOlderThan") | (None, "") => {}
-        (Some(_), _) => return Err(watch_invalid("Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan", "sendInitialEvents")),
-        (None, _) => return Err(watch_invalid("Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided", "resourceVersionMatch")),
+        (Some(_), _) => {
+            return Err(watch_invalid(
+                "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+                "sendInitialEvents",
+            ));
+        }
+        (None, _) => {
+            return Err(watch_invalid(
+                "Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+                "resourceVersionMatch",
+            ));
+        }
     }
     let rv = ctx.query.get("resourceVersion").unwrap_or("");
     let start: Option<Revision> = if rv.is_empty() {
         None
     } else {
-        Some(rv.parse().map_err(|_| ApiError::BadRequest(format!("invalid resource version: {rv:?}")))?)
+        Some(
+            rv.parse()
+                .map_err(|_| ApiError::BadRequest(format!("invalid resource version: {rv:?}")))?,
+        )
     };
     let timeout = match ctx.query.integer("timeoutSeconds")? {
         Some(secs) => Duration::from_secs(secs as u64),
@@ -107,7 +139,12 @@ pub(super) async fn watch(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
         }
     };
 
-    let mut encoder = Encoder { kind: ctx.kind.clone(), output, query: ctx.query.clone(), sent_table_header: false };
+    let mut encoder = Encoder {
+        kind: ctx.kind.clone(),
+        output,
+        query: ctx.query.clone(),
+        sent_table_header: false,
+    };
     let (tx, rx) = mpsc::channel::<Bytes>(WATCH_BUFFER_EVENTS);
 
     // Initial state: for "start at most recent/any" (and streaming lists) send the current objects.
@@ -183,8 +220,8 @@ pub(super) async fn watch(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
                     }
                 }
                 WatchEvent::Put { kv, prev } => {
-                    let new = from_stored(&kv).ok();
-                    let old = prev.as_ref().and_then(|p| from_stored(p).ok());
+                    let new = decode(&encoder.kind, &kv).ok();
+                    let old = prev.as_ref().and_then(|p| decode(&encoder.kind, p).ok());
                     let new_matches = new.as_ref().is_some_and(|o| filter.matches(o));
                     let old_matches = old.as_ref().is_some_and(|o| filter.matches(o));
                     match (old_matches, new_matches, new, old) {
@@ -197,7 +234,7 @@ pub(super) async fn watch(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
                         _ => None,
                     }
                 }
-                WatchEvent::Delete { prev, revision } => match from_stored(&prev) {
+                WatchEvent::Delete { prev, revision } => match decode(&encoder.kind, &prev) {
                     Ok(mut o) if filter.matches(&o) => {
                         set_resource_version(&mut o, revision);
                         Some(encoder.event("DELETED", &o))
@@ -213,16 +250,25 @@ pub(super) async fn watch(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
             }
         }
     });
-    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, Infallible>));
+    let body =
+        Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, Infallible>));
     let mut response = (StatusCode::OK, body).into_response();
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response.headers_mut().insert("cache-control", HeaderValue::from_static("no-cache, private"));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        "cache-control",
+        HeaderValue::from_static("no-cache, private"),
+    );
     Ok(response)
 }
 
 fn watch_error(error: StorageError) -> ApiError {
     match error {
-        StorageError::Compacted { requested, compacted } => ApiError::Expired {
+        StorageError::Compacted {
+            requested,
+            compacted,
+        } => ApiError::Expired {
             message: format!("too old resource version: {requested} ({compacted})"),
             continue_token: None,
         },

@@ -5,8 +5,11 @@
 //! A test that needs a missing tool fails under CI (`CI` set in the environment) and is skipped
 //! with a loud message elsewhere: see [`tools::require`].
 
+pub mod fault_proxy;
 pub mod http_server;
 pub mod ports;
 pub mod process;
+pub mod registry;
 pub mod s3;
+pub mod skopeo;
 pub mod tools;

@@ -402,10 +402,11 @@ async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     tokio::fs::create_dir_all(parent)
         .await
         .map_err(|e| io_error("cannot create", parent, e))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = parent.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
+        ".{name}.tmp-{}-{:016x}",
+        std::process::id(),
+        rand::random::<u64>()
     ));
     let mut file = tokio::fs::File::create(&tmp)
         .await

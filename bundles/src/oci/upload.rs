@@ -125,6 +125,75 @@ fn chunk_body(feed: Arc<Mutex<Feed>>, len: u64, source: String, digest: Digest) 
     reqwest::Body::wrap_stream(stream)
 }
 
+/// Where to go on after a failure.
+enum Resume {
+    /// Go on at `offset` with the hash state there (and the source already positioned).
+    At {
+        offset: u64,
+        hasher: Sha256,
+        feed: Option<Arc<Mutex<Feed>>>,
+    },
+    /// The session is gone: start over in this new one.
+    Restart(Url),
+}
+
+/// Asks the registry how much of the session it holds and positions the source there: bytes
+/// it holds beyond our last confirmed offset are read from the source and hashed, not resent.
+#[allow(clippy::too_many_arguments)]
+async fn resume_point<F, Fut>(
+    client: &RegistryClient,
+    repo: &str,
+    session: &mut Url,
+    desc: &Descriptor,
+    confirmed: u64,
+    checkpoint: &Sha256,
+    open: &mut F,
+    source: &str,
+) -> Result<Resume>
+where
+    F: FnMut(u64) -> Fut,
+    Fut: std::future::Future<Output = Result<ByteStream>>,
+{
+    match client.upload_status(repo, session).await? {
+        Some((received, location)) if received >= confirmed && received <= desc.size => {
+            *session = location;
+            if received == confirmed {
+                return Ok(Resume::At {
+                    offset: confirmed,
+                    hasher: checkpoint.clone(),
+                    feed: None,
+                });
+            }
+            let stream = open(confirmed).await?;
+            let mut feed = Feed {
+                stream,
+                leftover: None,
+                hasher: checkpoint.clone(),
+                position: confirmed,
+                error: None,
+            };
+            feed.advance(received - confirmed, source, &desc.digest)
+                .await?;
+            let hasher = feed.hasher.clone();
+            Ok(Resume::At {
+                offset: received,
+                hasher,
+                feed: Some(Arc::new(Mutex::new(feed))),
+            })
+        }
+        _ => {
+            client.cancel_upload(repo, session).await;
+            match client.start_upload(repo, None).await? {
+                UploadStart::Session(url) => Ok(Resume::Restart(url)),
+                UploadStart::Mounted => Err(Error::new(
+                    ErrorKind::Transport,
+                    "registry mounted a blob without a mount request",
+                )),
+            }
+        }
+    }
+}
+
 /// Uploads blob `desc` into `repo` through upload session `session`, reading it from `open`
 /// (which opens the source at a byte offset). `chunk_bytes` bounds one PATCH; `on_bytes` hears
 /// of every confirmed chunk. `source` names the source in errors.
@@ -145,119 +214,117 @@ where
 {
     let policy = client.retry_policy().clone();
     let chunk_bytes = chunk_bytes.max(1);
+    let artifact = format!("blob {}", desc.digest);
     let mut confirmed: u64 = 0;
     let mut checkpoint = Sha256::new();
     let mut feed: Option<Arc<Mutex<Feed>>> = None;
     let mut failures: u32 = 0;
-    'chunks: while confirmed < desc.size {
-        let error = 'attempt: {
+    // After a failure, ask the registry where its session ends before sending more.
+    let mut reconcile = false;
+    while confirmed < desc.size || reconcile {
+        let error = if reconcile {
+            match resume_point(
+                client,
+                repo,
+                &mut session,
+                desc,
+                confirmed,
+                &checkpoint,
+                &mut open,
+                source,
+            )
+            .await
+            {
+                Ok(Resume::At {
+                    offset,
+                    hasher,
+                    feed: resumed,
+                }) => {
+                    if offset > confirmed {
+                        tracing::info!(
+                            "{artifact}: the registry holds {offset} bytes, resuming there"
+                        );
+                        on_bytes(offset - confirmed);
+                    }
+                    confirmed = offset;
+                    checkpoint = hasher;
+                    feed = resumed;
+                    reconcile = false;
+                    continue;
+                }
+                Ok(Resume::Restart(url)) => {
+                    tracing::info!("{artifact}: upload session lost, starting over");
+                    session = url;
+                    confirmed = 0;
+                    checkpoint = Sha256::new();
+                    feed = None;
+                    reconcile = false;
+                    continue;
+                }
+                Err(e) => e,
+            }
+        } else {
             let current = match feed.take() {
-                Some(f) => f,
-                None => match open(confirmed).await {
-                    Ok(stream) => Arc::new(Mutex::new(Feed {
+                Some(f) => Ok(f),
+                None => open(confirmed).await.map(|stream| {
+                    Arc::new(Mutex::new(Feed {
                         stream,
                         leftover: None,
                         hasher: checkpoint.clone(),
                         position: confirmed,
                         error: None,
-                    })),
-                    Err(e) => break 'attempt e,
-                },
+                    }))
+                }),
             };
-            let len = chunk_bytes.min(desc.size - confirmed);
-            let body = chunk_body(
-                current.clone(),
-                len,
-                source.to_string(),
-                desc.digest.clone(),
-            );
-            let outcome = client
-                .patch_upload(repo, &session, body, confirmed, len)
-                .await;
-            let mut state = current.lock().await;
-            match (outcome, state.error.take()) {
-                (_, Some(source_error)) => source_error,
-                (Err(e), None) => e,
-                (Ok(next), None) => {
-                    session = next;
-                    confirmed += len;
-                    checkpoint = state.hasher.clone();
-                    drop(state);
-                    feed = Some(current);
-                    failures = 0;
-                    on_bytes(len);
-                    continue 'chunks;
+            match current {
+                Err(e) => e,
+                Ok(current) => {
+                    let len = chunk_bytes.min(desc.size - confirmed);
+                    let body = chunk_body(
+                        current.clone(),
+                        len,
+                        source.to_string(),
+                        desc.digest.clone(),
+                    );
+                    let outcome = client
+                        .patch_upload(repo, &session, body, confirmed, len)
+                        .await;
+                    let mut state = current.lock().await;
+                    match (outcome, state.error.take()) {
+                        (_, Some(source_error)) => source_error,
+                        (Err(e), None) => e,
+                        (Ok(next), None) => {
+                            session = next;
+                            confirmed += len;
+                            checkpoint = state.hasher.clone();
+                            drop(state);
+                            feed = Some(current);
+                            failures = 0;
+                            on_bytes(len);
+                            continue;
+                        }
+                    }
                 }
             }
         };
         if !error.is_transient() {
             client.cancel_upload(repo, &session).await;
-            return Err(error.or_artifact(format!("blob {}", desc.digest)));
+            return Err(error.or_artifact(artifact));
         }
         failures += 1;
         if failures >= policy.max_attempts {
-            return Err(error.or_artifact(format!("blob {}", desc.digest)));
+            return Err(error.or_artifact(artifact));
         }
         let delay = policy.delay(failures, &error);
         tracing::warn!(
-            "{error}; resuming blob {} in {:.1}s",
-            desc.digest,
+            "{error}; resuming {artifact} in {:.1}s",
             delay.as_secs_f64()
         );
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             () = client.cancel_token().cancelled() => return Err(Error::cancelled()),
         }
-        // Where does the registry's session end now?
-        let status = match client.upload_status(repo, &session).await {
-            Ok(status) => status,
-            Err(e) if e.is_transient() => continue,
-            Err(e) => return Err(e),
-        };
-        match status {
-            Some((received, location)) if received >= confirmed && received <= desc.size => {
-                session = location;
-                if received > confirmed {
-                    let stream = match open(confirmed).await {
-                        Ok(s) => s,
-                        Err(e) if e.is_transient() => continue,
-                        Err(e) => return Err(e),
-                    };
-                    let mut skip = Feed {
-                        stream,
-                        leftover: None,
-                        hasher: checkpoint.clone(),
-                        position: confirmed,
-                        error: None,
-                    };
-                    match skip
-                        .advance(received - confirmed, source, &desc.digest)
-                        .await
-                    {
-                        Ok(()) => {}
-                        Err(e) if e.is_transient() => continue,
-                        Err(e) => return Err(e),
-                    }
-                    tracing::info!(
-                        "blob {}: the registry holds {received} bytes, resuming there",
-                        desc.digest
-                    );
-                    on_bytes(received - confirmed);
-                    confirmed = received;
-                    checkpoint = skip.hasher.clone();
-                    feed = Some(Arc::new(Mutex::new(skip)));
-                }
-            }
-            _ => {
-                tracing::info!("blob {}: upload session lost, starting over", desc.digest);
-                session = match client.start_upload(repo, None).await? {
-                    UploadStart::Session(url) => url,
-                    UploadStart::Mounted => return Ok(()),
-                };
-                confirmed = 0;
-                checkpoint = Sha256::new();
-            }
-        }
+        reconcile = true;
     }
     let actual = Digest::from_hasher(checkpoint);
     if actual != desc.digest {

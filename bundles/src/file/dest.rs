@@ -4,7 +4,10 @@
 //! - `s3`: a multipart upload completed only after the checksum matched (aborted otherwise), so
 //!   the object never appears unverified. With a scanner the file is staged on local disk,
 //!   checked and scanned first, then uploaded. Objects carry their SHA-256 as user metadata
-//!   (`x-amz-meta-sha256`), which lets a re-run skip an object that is already there.
+//!   (`x-amz-meta-sha256`), which lets a re-run skip an object that is already there;
+//! - `oci`: staged on local disk, checked (and scanned), then pushed as an OCI artifact (the
+//!   file as the single layer, empty config, `artifactType` [`FILE_ARTIFACT_TYPE`]); blobs the
+//!   registry has are skipped, and the manifest is pushed last, after every blob verified.
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +28,12 @@ use crate::secrets::Credentials;
 
 /// The S3 user-metadata key holding an object's SHA-256 (hex).
 pub const SHA256_METADATA_KEY: &str = "sha256";
+/// The `artifactType` of files pushed to OCI registries.
+pub const FILE_ARTIFACT_TYPE: &str = "application/vnd.opendefense.arc.file.v1";
+/// The media type of a file's layer.
+pub const FILE_LAYER_MEDIA_TYPE: &str = "application/octet-stream";
+/// The tag used when `specOverride` names a repository without one.
+pub const DEFAULT_FILE_TAG: &str = "latest";
 
 /// A resolved destination.
 #[derive(Debug)]
@@ -36,6 +45,13 @@ pub enum FileDestination {
     },
     /// A bucket.
     S3(S3Bucket),
+    /// An OCI registry.
+    Oci {
+        /// The Endpoint's `remoteURL`.
+        remote_url: String,
+        /// The destination's credentials.
+        credentials: Credentials,
+    },
 }
 
 /// What got published where.
@@ -55,19 +71,28 @@ impl FileDestination {
         job: &Job,
     ) -> Result<Self> {
         match endpoint.kind {
-            EndpointType::Dir => Ok(Self::Dir { root: local_dir(&endpoint.remote_url, "dstRemoteURL")? }),
+            EndpointType::Dir => Ok(Self::Dir {
+                root: local_dir(&endpoint.remote_url, "dstRemoteURL")?,
+            }),
             EndpointType::S3 => {
                 let location = S3Location::parse(&endpoint.remote_url)?;
-                Ok(Self::S3(S3Bucket::connect(location, credentials, &job.settings.retry)?))
+                Ok(Self::S3(S3Bucket::connect(
+                    location,
+                    credentials,
+                    &job.settings.retry,
+                )?))
             }
-            EndpointType::Oci => Err(Error::new(
-                ErrorKind::Unsupported,
-                "arc-file cannot publish to an OCI registry yet (files as OCI artifacts); use an s3 or dir destination",
-            )
-            .with_endpoint(endpoint.remote_url.clone())),
+            EndpointType::Oci => {
+                // Fail on a malformed URL before anything is downloaded.
+                crate::oci::RegistryEndpoint::parse(&endpoint.remote_url)?;
+                Ok(Self::Oci {
+                    remote_url: endpoint.remote_url.clone(),
+                    credentials: credentials.clone(),
+                })
+            }
             other => Err(Error::new(
                 ErrorKind::Unsupported,
-                format!("arc-file cannot write to `{other}` endpoints; destinations: s3, dir"),
+                format!("arc-file cannot write to `{other}` endpoints; destinations: s3, dir, oci"),
             )
             .with_endpoint(endpoint.remote_url.clone())),
         }
@@ -78,6 +103,7 @@ impl FileDestination {
         match self {
             Self::Dir { root } => root.display().to_string(),
             Self::S3(bucket) => bucket.location.describe(),
+            Self::Oci { remote_url, .. } => remote_url.clone(),
         }
     }
 
@@ -120,10 +146,13 @@ impl FileDestination {
                     .map_err(|e| bucket.map_error(e, &full_key))?;
                 Ok(Some(meta.size))
             }
+            // Blobs already in the registry are skipped by the push itself.
+            Self::Oci { .. } => Ok(None),
         }
     }
 
-    /// Moves `source` to `key`, verifying against `expected` (and scanning) before publishing.
+    /// Moves `source` to `key` (for `oci`: `repository[:tag]`), verifying against `expected`
+    /// (and scanning) before publishing, and reports the blob and what was published.
     pub async fn publish(
         &self,
         source: &FileSource,
@@ -131,10 +160,22 @@ impl FileDestination {
         expected: Option<&Sha256Hex>,
         job: &Job,
     ) -> Result<Published> {
-        match self {
-            Self::Dir { root } => publish_to_dir(root, source, key, expected, job).await,
-            Self::S3(bucket) => publish_to_s3(bucket, source, key, expected, job).await,
-        }
+        let published = match self {
+            Self::Dir { root } => publish_to_dir(root, source, key, expected, job).await?,
+            Self::S3(bucket) => publish_to_s3(bucket, source, key, expected, job).await?,
+            Self::Oci {
+                remote_url,
+                credentials,
+            } => {
+                // The OCI push reports its blobs and manifest itself.
+                return publish_to_oci(remote_url, credentials, source, key, expected, job).await;
+            }
+        };
+        let digest = published.copied.sha256.digest();
+        job.reporter
+            .blob(&digest, published.copied.bytes, BlobStatus::Copied);
+        job.reporter.pushed(&published.reference, &digest);
+        Ok(published)
     }
 }
 
@@ -145,6 +186,7 @@ async fn stage(
     source: &FileSource,
     expected: Option<&Sha256Hex>,
     job: &Job,
+    count_bytes: bool,
 ) -> Result<(tempfile::TempPath, Copied)> {
     let temp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
@@ -160,7 +202,7 @@ async fn stage(
         &endpoint,
         &job.settings.retry,
         &job.cancel,
-        Some(&job.reporter),
+        count_bytes.then_some(&job.reporter),
     )
     .await?;
     drop(sink);
@@ -207,7 +249,7 @@ async fn publish_to_dir(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let (temp_path, copied) = stage(&parent, &name, source, expected, job).await?;
+    let (temp_path, copied) = stage(&parent, &name, source, expected, job, true).await?;
     temp_path
         .persist(&target)
         .map_err(|e| Error::io("cannot move the verified file to", &target, e.error))?;
@@ -235,7 +277,7 @@ async fn publish_to_s3(
         // Scanners need the bytes on disk: stage, verify, scan, then upload the staged file.
         let staging = job.settings.staging_dir();
         let name = full_key.rsplit('/').next().unwrap_or("file").to_string();
-        let (temp_path, copied) = stage(&staging, &name, source, expected, job).await?;
+        let (temp_path, copied) = stage(&staging, &name, source, expected, job, true).await?;
         let staged = FileSource::Local {
             path: temp_path.to_path_buf(),
         };
@@ -309,6 +351,63 @@ async fn upload(
             Err(error)
         }
     }
+}
+
+/// Stages the file in a private directory under the staging directory (under its own name, which
+/// becomes the layer's title), verifies and scans it, then pushes it as an OCI artifact.
+async fn publish_to_oci(
+    remote_url: &str,
+    credentials: &Credentials,
+    source: &FileSource,
+    key: &str,
+    expected: Option<&Sha256Hex>,
+    job: &Job,
+) -> Result<Published> {
+    let reference = if key.contains(':') || key.contains('@') {
+        key.to_string()
+    } else {
+        format!("{key}:{DEFAULT_FILE_TAG}")
+    };
+    let image = crate::oci::ImageRef::parse(&reference)?;
+    if image.digest.is_some() {
+        return Err(Error::invalid_parameter(format!(
+            "specOverride `{key}` names a digest; a file is pushed as `repository[:tag]`"
+        )));
+    }
+    let name = source.file_name().unwrap_or_else(|| "file".to_string());
+    let staging = job.settings.staging_dir();
+    let private = tempfile::Builder::new()
+        .prefix(".arc-file.")
+        .tempdir_in(&staging)
+        .map_err(|e| Error::io("cannot create a staging directory in", &staging, e))?;
+    // Bytes are counted once, by the upload.
+    let (temp_path, copied) = stage(private.path(), &name, source, expected, job, false).await?;
+    let staged = private.path().join(&name);
+    temp_path
+        .persist(&staged)
+        .map_err(|e| Error::io("cannot rename the staged file to", &staged, e.error))?;
+    let repo = crate::oci::open_repo(
+        EndpointType::Oci,
+        remote_url,
+        credentials,
+        &image.repository,
+        job.settings.retry.clone(),
+        job.cancel.clone(),
+    )?;
+    let pushed = crate::oci::push_file_artifact(
+        &repo,
+        image.tag.as_deref(),
+        &staged,
+        FILE_LAYER_MEDIA_TYPE,
+        FILE_ARTIFACT_TYPE,
+        std::collections::BTreeMap::new(),
+        &job.reporter,
+    )
+    .await?;
+    Ok(Published {
+        reference: pushed.reference,
+        copied,
+    })
 }
 
 /// Reports a skipped artifact that the destination already holds.

@@ -1,4 +1,5 @@
-//! The `arc-file` pipeline: one file or object from `http`, `s3` or `dir` to `s3` or `dir`,
+//! The `arc-file` pipeline: one file or object from `http`, `s3` or `dir` to `s3`, `dir` or an
+//! OCI registry (as an OCI artifact),
 //! verified against its expected SHA-256 (and scanned, when a scanner is configured) before
 //! anything is published.
 //!
@@ -8,7 +9,8 @@
 //! - `specSha256`: the expected SHA-256 (`<64 hex>` or `sha256:<64 hex>`); required for `http`
 //!   sources, optional for `s3` and `dir` (then only the announced size is checked, and the
 //!   computed digest is reported);
-//! - `specOverride`: the destination key or relative path; default the source's file name.
+//! - `specOverride`: the destination key or relative path (for an `oci` destination the
+//!   `repository[:tag]`, tag default `latest`); default the source's file name.
 //!
 //! A destination that already holds the key with the expected SHA-256 is left alone (the file
 //! is reported as `skipped`), so re-running a workflow is cheap and safe.
@@ -20,7 +22,6 @@ pub mod source;
 use crate::error::{Error, Result};
 use crate::params::{EndpointType, Side, names};
 use crate::pipeline::Job;
-use crate::progress::BlobStatus;
 use dest::FileDestination;
 use source::FileSource;
 
@@ -71,14 +72,10 @@ pub async fn run(job: &Job) -> Result<()> {
         }
     }
 
-    let published = destination
+    destination
         .publish(&source, &key, expected.as_ref(), job)
         .await
         .map_err(|e| e.or_endpoint(destination.endpoint()))?;
-    let digest = published.copied.sha256.digest();
-    job.reporter
-        .blob(&digest, published.copied.bytes, BlobStatus::Copied);
-    job.reporter.pushed(&published.reference, &digest);
     Ok(())
 }
 

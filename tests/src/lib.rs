@@ -5,6 +5,7 @@
 //! A test that needs a missing tool fails under CI (`CI` set in the environment) and is skipped
 //! with a loud message elsewhere: see [`tools::require`].
 
+pub mod etcd;
 pub mod fault_proxy;
 pub mod http_server;
 pub mod ports;

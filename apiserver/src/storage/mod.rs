@@ -20,6 +20,7 @@ use futures::Stream;
 
 pub mod conformance;
 pub mod etcd;
+pub(crate) mod keys;
 pub mod sqlite;
 
 /// A store revision. Revisions start at 1; 0 means "none" (e.g. a key that does not exist).
@@ -169,7 +170,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Replaces `key` if its `mod_revision` equals `expected`; returns the new revision.
     /// Fails with [`StorageError::NotFound`] or [`StorageError::Conflict`].
-    async fn update(&self, key: &str, value: Vec<u8>, expected: Revision) -> Result<Revision, StorageError>;
+    async fn update(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        expected: Revision,
+    ) -> Result<Revision, StorageError>;
 
     /// Deletes `key` if its `mod_revision` equals `expected`; returns the deletion revision.
     /// Fails with [`StorageError::NotFound`] or [`StorageError::Conflict`].

@@ -1,1 +1,0 @@
-//! The storage conformance suite: one set of checks every [`super::Store`] backend must pass.

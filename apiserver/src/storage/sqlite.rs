@@ -1,1 +1,0 @@
-//! The SQLite backend (embedded default): WAL, synchronous=FULL, a revision log for watches.

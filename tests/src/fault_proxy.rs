@@ -137,7 +137,7 @@ impl FaultProxy {
             .count()
     }
 
-    /// Bytes received in upload (PATCH/PUT) request bodies so far.
+    /// Bytes received in blob upload (PATCH/PUT `/blobs/uploads/`) request bodies so far.
     pub fn upload_bytes(&self) -> u64 {
         self.shared.upload_bytes.load(Ordering::SeqCst)
     }
@@ -190,7 +190,7 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
     if let Some(len) = request.headers().get("content-length") {
         builder = builder.header("content-length", len);
     }
-    let counting = method == "PATCH" || method == "PUT";
+    let counting = (method == "PATCH" || method == "PUT") && path_query.contains("/blobs/uploads/");
     let shared_body = shared.clone();
     let body = request.into_body().into_data_stream().map(move |chunk| {
         if let Ok(c) = &chunk

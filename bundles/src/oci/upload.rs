@@ -221,123 +221,141 @@ where
     let mut failures: u32 = 0;
     // After a failure, ask the registry where its session ends before sending more.
     let mut reconcile = false;
-    while confirmed < desc.size || reconcile {
-        let error = if reconcile {
-            match resume_point(
-                client,
-                repo,
-                &mut session,
-                desc,
-                confirmed,
-                &checkpoint,
-                &mut open,
-                source,
-            )
-            .await
-            {
-                Ok(Resume::At {
-                    offset,
-                    hasher,
-                    feed: resumed,
-                }) => {
-                    if offset > confirmed {
-                        tracing::info!(
-                            "{artifact}: the registry holds {offset} bytes, resuming there"
-                        );
-                        on_bytes(offset - confirmed);
+    loop {
+        while confirmed < desc.size || reconcile {
+            let error = if reconcile {
+                match resume_point(
+                    client,
+                    repo,
+                    &mut session,
+                    desc,
+                    confirmed,
+                    &checkpoint,
+                    &mut open,
+                    source,
+                )
+                .await
+                {
+                    Ok(Resume::At {
+                        offset,
+                        hasher,
+                        feed: resumed,
+                    }) => {
+                        if offset > confirmed {
+                            tracing::info!(
+                                "{artifact}: the registry holds {offset} bytes, resuming there"
+                            );
+                            on_bytes(offset - confirmed);
+                        }
+                        confirmed = offset;
+                        checkpoint = hasher;
+                        feed = resumed;
+                        reconcile = false;
+                        continue;
                     }
-                    confirmed = offset;
-                    checkpoint = hasher;
-                    feed = resumed;
-                    reconcile = false;
-                    continue;
+                    Ok(Resume::Restart(url)) => {
+                        tracing::info!("{artifact}: upload session lost, starting over");
+                        session = url;
+                        confirmed = 0;
+                        checkpoint = Sha256::new();
+                        feed = None;
+                        reconcile = false;
+                        continue;
+                    }
+                    Err(e) => e,
                 }
-                Ok(Resume::Restart(url)) => {
-                    tracing::info!("{artifact}: upload session lost, starting over");
-                    session = url;
-                    confirmed = 0;
-                    checkpoint = Sha256::new();
-                    feed = None;
-                    reconcile = false;
-                    continue;
-                }
-                Err(e) => e,
-            }
-        } else {
-            let current = match feed.take() {
-                Some(f) => Ok(f),
-                None => open(confirmed).await.map(|stream| {
-                    Arc::new(Mutex::new(Feed {
-                        stream,
-                        leftover: None,
-                        hasher: checkpoint.clone(),
-                        position: confirmed,
-                        error: None,
-                    }))
-                }),
-            };
-            match current {
-                Err(e) => e,
-                Ok(current) => {
-                    let len = chunk_bytes.min(desc.size - confirmed);
-                    let body = chunk_body(
-                        current.clone(),
-                        len,
-                        source.to_string(),
-                        desc.digest.clone(),
-                    );
-                    let outcome = client
-                        .patch_upload(repo, &session, body, confirmed, len)
-                        .await;
-                    let mut state = current.lock().await;
-                    match (outcome, state.error.take()) {
-                        (_, Some(source_error)) => source_error,
-                        (Err(e), None) => e,
-                        (Ok(next), None) => {
-                            session = next;
-                            confirmed += len;
-                            checkpoint = state.hasher.clone();
-                            drop(state);
-                            feed = Some(current);
-                            failures = 0;
-                            on_bytes(len);
-                            continue;
+            } else {
+                let current = match feed.take() {
+                    Some(f) => Ok(f),
+                    None => open(confirmed).await.map(|stream| {
+                        Arc::new(Mutex::new(Feed {
+                            stream,
+                            leftover: None,
+                            hasher: checkpoint.clone(),
+                            position: confirmed,
+                            error: None,
+                        }))
+                    }),
+                };
+                match current {
+                    Err(e) => e,
+                    Ok(current) => {
+                        let len = chunk_bytes.min(desc.size - confirmed);
+                        let body = chunk_body(
+                            current.clone(),
+                            len,
+                            source.to_string(),
+                            desc.digest.clone(),
+                        );
+                        let outcome = client
+                            .patch_upload(repo, &session, body, confirmed, len)
+                            .await;
+                        let mut state = current.lock().await;
+                        match (outcome, state.error.take()) {
+                            (_, Some(source_error)) => source_error,
+                            (Err(e), None) => e,
+                            (Ok(next), None) => {
+                                session = next;
+                                confirmed += len;
+                                checkpoint = state.hasher.clone();
+                                drop(state);
+                                feed = Some(current);
+                                failures = 0;
+                                on_bytes(len);
+                                continue;
+                            }
                         }
                     }
                 }
+            };
+            if !error.is_transient() {
+                client.cancel_upload(repo, &session).await;
+                return Err(error.or_artifact(artifact));
             }
-        };
-        if !error.is_transient() {
+            failures += 1;
+            if failures >= policy.max_attempts {
+                return Err(error.or_artifact(artifact));
+            }
+            let delay = policy.delay(failures, &error);
+            tracing::warn!(
+                "{error}; resuming {artifact} in {:.1}s",
+                delay.as_secs_f64()
+            );
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = client.cancel_token().cancelled() => return Err(Error::cancelled()),
+            }
+            reconcile = true;
+        }
+        let actual = Digest::from_hasher(checkpoint.clone());
+        if actual != desc.digest {
             client.cancel_upload(repo, &session).await;
-            return Err(error.or_artifact(artifact));
+            return Err(Error::new(
+                ErrorKind::DigestMismatch,
+                format!(
+                    "expected {}, the source sent {actual}; nothing was published",
+                    desc.digest
+                ),
+            )
+            .with_endpoint(source)
+            .with_artifact(artifact));
         }
-        failures += 1;
-        if failures >= policy.max_attempts {
-            return Err(error.or_artifact(artifact));
+        match client.complete_upload(repo, &session, &desc.digest).await {
+            // A registry that lost the session (e.g. restarted mid-transfer) gets the blob again.
+            Err(e) if e.kind() == ErrorKind::NotFound && failures + 1 < policy.max_attempts => {
+                failures += 1;
+                tracing::warn!(
+                    "{artifact}: the registry lost the upload session ({e}); starting over"
+                );
+                session = match client.start_upload(repo, None).await? {
+                    UploadStart::Session(url) => url,
+                    UploadStart::Mounted => return Ok(()),
+                };
+                confirmed = 0;
+                checkpoint = Sha256::new();
+                feed = None;
+            }
+            other => return other,
         }
-        let delay = policy.delay(failures, &error);
-        tracing::warn!(
-            "{error}; resuming {artifact} in {:.1}s",
-            delay.as_secs_f64()
-        );
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = client.cancel_token().cancelled() => return Err(Error::cancelled()),
-        }
-        reconcile = true;
     }
-    let actual = Digest::from_hasher(checkpoint);
-    if actual != desc.digest {
-        client.cancel_upload(repo, &session).await;
-        return Err(Error::new(
-            ErrorKind::DigestMismatch,
-            format!(
-                "expected {}, the source sent {actual}; nothing was published",
-                desc.digest
-            ),
-        )
-        .with_endpoint(source)
-        .with_artifact(format!("blob {}", desc.digest)));
-    }
-    client.complete_upload(repo, &session, &desc.digest).await
 }

@@ -13,3 +13,5 @@ pub mod metrics;
 pub mod shutdown;
 pub mod systemd;
 pub mod syncer;
+pub mod daemon;
+pub mod summary;

@@ -180,24 +180,6 @@ const SERVER_OWNED_METADATA: &[&str] = &[
     "deletionGracePeriodSeconds",
 ];
 
-/// Whether `name` is a DNS-1123 subdomain (what Kubernetes requires of most object names).
-pub fn is_dns1123_subdomain(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|part| {
-            !part.is_empty()
-                && part
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                && !part.starts_with('-')
-                && !part.ends_with('-')
-        })
-}
-
-fn is_dns1123_label(name: &str) -> bool {
-    name.len() <= 63 && !name.contains('.') && is_dns1123_subdomain(name)
-}
-
 /// What a resource file holds.
 #[derive(Debug)]
 pub struct ParsedFile {
@@ -344,21 +326,8 @@ fn parse_object(
         metadata.remove(*field);
     }
     let name = match metadata.get("name") {
-        Some(Value::String(name)) => {
-            let valid = if kind.kind == "Namespace" {
-                is_dns1123_label(name)
-            } else {
-                is_dns1123_subdomain(name)
-            };
-            if !valid {
-                problems.push(Diagnostic::new(
-                    path,
-                    document.position_of("metadata.name"),
-                    format!("metadata.name `{name}` is not a valid name (lowercase letters, digits, `-` and `.`)"),
-                ));
-            }
-            name.clone()
-        }
+        // The name's syntax is checked with the API's rules in `check_structure`.
+        Some(Value::String(name)) => name.clone(),
         Some(_) => {
             return Err(error(
                 "metadata.name",
@@ -389,13 +358,6 @@ fn parse_object(
                 ));
             }
         };
-        if !is_dns1123_label(&namespace) {
-            problems.push(Diagnostic::new(
-                path,
-                document.position_of("metadata.namespace"),
-                format!("metadata.namespace `{namespace}` is not a valid namespace name"),
-            ));
-        }
         metadata.insert("namespace".to_string(), Value::String(namespace.clone()));
         Some(namespace)
     } else {
@@ -439,7 +401,7 @@ fn parse_object(
     problems.extend(
         check_structure(kind, &manifest)
             .into_iter()
-            .map(|message| Diagnostic::new(path, document.start, message)),
+            .map(|(field, message)| Diagnostic::new(path, document.position_of(&field), message)),
     );
     if !problems.is_empty() {
         return Err(problems);
@@ -504,27 +466,39 @@ fn normalize_secret(object: &mut Map<String, Value>) -> Result<(), (String, Stri
     Ok(())
 }
 
-/// Structural checks through the typed API: the manifest must deserialize into its kind's type
-/// (required fields, field types, enum values).
-fn check_structure(kind: &KindInfo, manifest: &Value) -> Vec<String> {
-    use apiserver::types::{ArtifactType, ArtifactWorkflow, ClusterArtifactType, Endpoint, Order};
-    use k8s_openapi::api::core::v1::{Namespace, Secret};
-    fn check<T: serde::de::DeserializeOwned>(kind: &str, manifest: &Value) -> Option<String> {
-        serde_json::from_value::<T>(manifest.clone())
-            .err()
-            .map(|e| format!("invalid {kind}: {e}"))
-    }
-    let problem = match kind.kind {
-        "Namespace" => check::<Namespace>(kind.kind, manifest),
-        "Secret" => check::<Secret>(kind.kind, manifest),
-        "ClusterArtifactType" => check::<ClusterArtifactType>(kind.kind, manifest),
-        "ArtifactType" => check::<ArtifactType>(kind.kind, manifest),
-        "Endpoint" => check::<Endpoint>(kind.kind, manifest),
-        "Order" => check::<Order>(kind.kind, manifest),
-        "ArtifactWorkflow" => check::<ArtifactWorkflow>(kind.kind, manifest),
-        _ => None,
+/// The API server's own kind table (schemas, semantic hooks), built once.
+fn served_kinds() -> &'static [apiserver::server::registry::ResourceKind] {
+    static KINDS_TABLE: std::sync::OnceLock<Vec<apiserver::server::registry::ResourceKind>> =
+        std::sync::OnceLock::new();
+    KINDS_TABLE.get_or_init(|| {
+        let mut kinds = apiserver::server::kinds::arc_kinds();
+        kinds.extend(apiserver::server::kinds::core_kinds());
+        kinds
+    })
+}
+
+/// The checks the API server runs on a create, run offline: unknown fields (as with
+/// `fieldValidation=Strict`), metadata rules, the structural schema and the kind's semantic
+/// rules. Returns `(field path, message)` pairs.
+fn check_structure(kind: &KindInfo, manifest: &Value) -> Vec<(String, String)> {
+    use apiserver::server::validation::{FieldValidation, apply_field_validation, validate_object};
+    let Some(served) = served_kinds()
+        .iter()
+        .find(|k| k.group == kind.group && k.kind == kind.kind)
+    else {
+        return Vec::new();
     };
-    problem.into_iter().collect()
+    let mut pruned = manifest.clone();
+    let mut problems = Vec::new();
+    if let Err(strict) = apply_field_validation(served, &mut pruned, FieldValidation::Strict) {
+        for field in strict.unknown_fields {
+            problems.push((field.clone(), format!("unknown field `{field}`")));
+        }
+    }
+    for error in validate_object(served, &pruned) {
+        problems.push((error.field.clone(), error.to_string()));
+    }
+    problems
 }
 
 #[cfg(test)]

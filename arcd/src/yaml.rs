@@ -297,6 +297,10 @@ fn to_json(
                 let key = key_string(&key.value, key_position)?;
                 let value_path = child_path(&path, &key);
                 positions.insert(value_path.clone(), key_position);
+                if is_plain_path_key(&key) {
+                    // Map entries are also written `a[key]` (apimachinery does so for labels).
+                    positions.insert(format!("{path}[{key}]"), key_position);
+                }
                 out.insert(key, to_json(value.value, value_path, positions)?);
             }
             Value::Object(out)

@@ -40,16 +40,12 @@ pub mod defaults {
     pub const DEBOUNCE_MILLIS: u64 = 200;
     /// `executor.concurrency`
     pub const EXECUTOR_CONCURRENCY: usize = 4;
-    /// `storage.etcd.prefix`
-    pub const ETCD_PREFIX: &str = "/registry";
     /// `scanner.timeout`
     pub const SCANNER_TIMEOUT_SECS: u64 = 600;
     /// `log.level`
     pub const LOG_LEVEL: &str = "info";
     /// `shutdown.deadline`
     pub const SHUTDOWN_DEADLINE_SECS: u64 = 30;
-    /// `argo.namespace`
-    pub const ARGO_NAMESPACE: &str = "arc-system";
 }
 
 /// Everything `arcd run` needs to know, validated.
@@ -86,8 +82,6 @@ pub enum StorageSettings {
     Etcd {
         /// Client URLs of the etcd members (`http://` or `https://`).
         endpoints: Vec<http::Uri>,
-        /// Key prefix under which objects are stored.
-        prefix: String,
     },
 }
 
@@ -141,8 +135,8 @@ pub struct ExecutorSettings {
 pub struct ArgoSettings {
     /// The cluster's kubeconfig; `None` = in-cluster configuration.
     pub kubeconfig: Option<PathBuf>,
-    /// Namespace the Workflows are created in.
-    pub namespace: DnsLabel,
+    /// The service account the Workflows' pods run as; `None` = the namespace's default.
+    pub service_account_name: Option<String>,
     /// Kueue `LocalQueue` the Workflows are labelled for, if any.
     pub queue_name: Option<String>,
 }

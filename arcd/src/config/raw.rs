@@ -66,8 +66,6 @@ pub struct RawStorage {
 pub struct RawEtcd {
     /// `endpoints: [URL, ...]`
     pub endpoints: Option<At<Vec<At<String>>>>,
-    /// `prefix:` key prefix in etcd.
-    pub prefix: Option<At<String>>,
 }
 
 /// `resources:`
@@ -105,8 +103,8 @@ pub struct RawExecutor {
 pub struct RawArgo {
     /// `kubeconfig:` path of the cluster's kubeconfig
     pub kubeconfig: Option<At<String>>,
-    /// `namespace:` where Workflows are created
-    pub namespace: Option<At<String>>,
+    /// `serviceAccountName:` the service account the Workflows' pods run as
+    pub service_account_name: Option<At<String>>,
     /// `queueName:` Kueue local queue label
     pub queue_name: Option<At<String>>,
 }

@@ -55,7 +55,7 @@ fn full_config_is_typed() {
         "dataDir: /srv/arc\napi:\n  listen: 0.0.0.0:7443\nhealth:\n  listen: '[::1]:9000'\n\
          storage:\n  backend: etcd\n  etcd:\n    endpoints: [http://127.0.0.1:2379, https://etcd.local:2379]\n\
          resources:\n  directories: [/a, /b]\n  defaultNamespace: team-a\n  rescanInterval: 1m30s\n  debounce: 50ms\n\
-         executor:\n  type: argo\n  concurrency: 8\n  perNamespaceConcurrency: 2\n  argo:\n    namespace: wf\n    queueName: q1\n\
+         executor:\n  type: argo\n  concurrency: 8\n  perNamespaceConcurrency: 2\n  argo:\n    serviceAccountName: wf\n    queueName: q1\n\
          trustedKeys: [/etc/arc/keys/a.pub]\n\
          scanner:\n  command: [/usr/bin/scan, --strict]\n  timeout: 5m\n\
          log:\n  format: json\n  level: debug,hyper=info\n\
@@ -67,12 +67,11 @@ fn full_config_is_typed() {
         settings.health_listen,
         "[::1]:9000".parse::<SocketAddr>().unwrap()
     );
-    let StorageSettings::Etcd { endpoints, prefix } = &settings.storage else {
+    let StorageSettings::Etcd { endpoints } = &settings.storage else {
         panic!("etcd expected")
     };
     assert_eq!(endpoints.len(), 2);
     assert_eq!(endpoints[1].host(), Some("etcd.local"));
-    assert_eq!(prefix, "/registry");
     assert_eq!(settings.resources.rescan_interval, Duration::from_secs(90));
     assert_eq!(settings.resources.debounce, Duration::from_millis(50));
     assert_eq!(
@@ -80,7 +79,7 @@ fn full_config_is_typed() {
         Some(2)
     );
     let argo = settings.executor.argo.as_ref().unwrap();
-    assert_eq!(argo.namespace.as_str(), "wf");
+    assert_eq!(argo.service_account_name.as_deref(), Some("wf"));
     assert_eq!(argo.queue_name.as_deref(), Some("q1"));
     let scanner = settings.scanner.as_ref().unwrap();
     assert_eq!(scanner.program, PathBuf::from("/usr/bin/scan"));
@@ -171,7 +170,7 @@ fn combinations_are_checked() {
     let errors = parse(
         "api:\n  listen: 127.0.0.1:7000\nhealth:\n  listen: 127.0.0.1:7000\n\
          storage:\n  backend: etcd\n\
-         executor:\n  concurrency: 2\n  perNamespaceConcurrency: 3\n  argo:\n    namespace: x\n",
+         executor:\n  concurrency: 2\n  perNamespaceConcurrency: 3\n  argo:\n    queueName: x\n",
     )
     .unwrap_err();
     let text = errors.to_string();

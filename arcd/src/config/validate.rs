@@ -324,19 +324,7 @@ fn storage(raw: &RawConfig, check: &mut Checker<'_>) -> StorageSettings {
                     }
                 }
             }
-            let prefix = check.field(
-                etcd.value.prefix.as_ref(),
-                "storage.etcd.prefix",
-                defaults::ETCD_PREFIX.to_string(),
-                |text| {
-                    if text.starts_with('/') && !text.ends_with('/') {
-                        Ok(text.clone())
-                    } else {
-                        Err(format!("`{text}` must start with `/` and not end with `/`"))
-                    }
-                },
-            );
-            StorageSettings::Etcd { endpoints, prefix }
+            StorageSettings::Etcd { endpoints }
         }
     }
 }
@@ -447,11 +435,15 @@ fn executor(raw: &RawConfig, check: &mut Checker<'_>) -> ExecutorSettings {
                 None,
                 |text| absolute_path(text).map(Some),
             );
-            let namespace = check.field(
-                section.and_then(|a| a.namespace.as_ref()),
-                "executor.argo.namespace",
-                DnsLabel::new(defaults::ARGO_NAMESPACE).expect("valid default"),
-                |text| DnsLabel::new(text.clone()).map_err(|e| e.to_string()),
+            let service_account_name = check.field(
+                section.and_then(|a| a.service_account_name.as_ref()),
+                "executor.argo.serviceAccountName",
+                None,
+                |text| {
+                    crate::config::DnsLabel::new(text.clone())
+                        .map(|n| Some(n.to_string()))
+                        .map_err(|e| e.to_string())
+                },
             );
             let queue_name = check.field(
                 section.and_then(|a| a.queue_name.as_ref()),
@@ -465,7 +457,7 @@ fn executor(raw: &RawConfig, check: &mut Checker<'_>) -> ExecutorSettings {
             );
             Some(ArgoSettings {
                 kubeconfig,
-                namespace,
+                service_account_name,
                 queue_name,
             })
         }

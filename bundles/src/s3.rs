@@ -131,16 +131,16 @@ impl S3Location {
         }
     }
 
-    /// A description of the endpoint for messages: `s3://bucket/prefix at http://host:port`.
+    /// The endpoint as a URL for messages: `http://host:port/bucket/prefix` for a custom
+    /// endpoint, `s3://bucket/prefix` on AWS.
     pub fn describe(&self) -> String {
-        let mut s = format!("s3://{}", self.bucket);
+        let mut s = match &self.endpoint {
+            Some(ep) => format!("{}/{}", ep.as_str().trim_end_matches('/'), self.bucket),
+            None => format!("s3://{}", self.bucket),
+        };
         if !self.prefix.is_empty() {
             s.push('/');
             s.push_str(&self.prefix);
-        }
-        if let Some(ep) = &self.endpoint {
-            s.push_str(" at ");
-            s.push_str(ep.as_str().trim_end_matches('/'));
         }
         s
     }
@@ -339,7 +339,7 @@ mod tests {
         assert_eq!(l.prefix, "in/coming");
         assert_eq!(l.key("f.bin"), "in/coming/f.bin");
         assert!(l.path_style);
-        assert_eq!(l.describe(), "s3://bkt/in/coming at http://127.0.0.1:9000");
+        assert_eq!(l.describe(), "http://127.0.0.1:9000/bkt/in/coming");
     }
 
     #[test]

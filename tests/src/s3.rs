@@ -33,7 +33,14 @@ impl S3Server {
     /// Starts `s3s-fs` with buckets `buckets`; `None` (after a loud skip message) when the tool
     /// is missing outside CI. `test` says what needs it.
     pub fn start(test: &str, buckets: &[&str]) -> Option<Self> {
-        let binary = tools::require("s3s-fs", test)?;
+        // `cargo install` puts it in ~/.cargo/bin, which may not be on PATH.
+        let installed = std::env::var_os("HOME")
+            .map(|home| PathBuf::from(home).join(".cargo/bin/s3s-fs"))
+            .filter(|p| p.is_file());
+        let binary = match tools::find("s3s-fs").or(installed) {
+            Some(binary) => binary,
+            None => tools::require("s3s-fs", test)?,
+        };
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path().join("data");
         std::fs::create_dir_all(&root).expect("s3 root");

@@ -50,6 +50,10 @@ pub async fn run(job: &Job) -> Result<()> {
                 "specPath `{spec_path}` has no file name to use as the destination key; set `{}`",
                 names::SPEC_OVERRIDE
             ))
+        })
+        .map(|name| match dst.kind {
+            EndpointType::Oci => repository_name(&name),
+            _ => name,
         })?,
     };
     tracing::info!(
@@ -95,4 +99,51 @@ fn require_secret(job: &Job, side: Side, has_secret: bool) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// An OCI repository name from a file name: lowercase, characters outside `[a-z0-9._-]` become
+/// `-`, separators trimmed from both ends (`Tool_V1.2.tar.gz` → `tool_v1.2.tar.gz`).
+pub fn repository_name(file_name: &str) -> String {
+    let mapped: String = file_name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let trimmed = mapped.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    let mut out = String::with_capacity(trimmed.len());
+    for c in trimmed.chars() {
+        // Runs of separators are not valid repository components; keep the first.
+        let prev_sep = out
+            .chars()
+            .last()
+            .is_some_and(|p| matches!(p, '.' | '_' | '-'));
+        if prev_sep && matches!(c, '.' | '_' | '-') {
+            continue;
+        }
+        out.push(c);
+    }
+    if out.is_empty() {
+        "file".to_string()
+    } else {
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repository_name;
+
+    #[test]
+    fn repository_names_from_file_names() {
+        assert_eq!(repository_name("Tool_V1.2.tar.gz"), "tool_v1.2.tar.gz");
+        assert_eq!(repository_name("My File (1).iso"), "my-file-1-iso");
+        assert_eq!(repository_name("..."), "file");
+        assert_eq!(repository_name("a__b"), "a_b");
+    }
 }

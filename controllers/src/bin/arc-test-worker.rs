@@ -1,13 +1,14 @@
 //! A stand-in for `arcd worker`, used only by the controllers' tests and benchmark. It takes the
 //! same arguments (`worker <template> --param name=value … --secrets-src DIR --secrets-dst DIR`)
-//! and behaves as the parameter `testMode` says:
+//! and behaves as the parameter `specTestMode` says (an artifact's `spec.testMode`):
 //! - `succeed` (default): reports progress and a summary on stdout, exits 0;
-//! - `fail`: writes `testLog` lines (default one) to stderr, a failed summary, exits 3;
+//! - `fail`: writes `specTestLog` lines (default one) to stderr, a failed summary, exits 3;
 //! - `hang`: sleeps until killed;
 //! - `crash`: aborts (killed by SIGABRT);
 //! - `sleep:<ms>` then succeeds.
-//! With `testRecord=<file>` it appends one JSON line with its arguments, the files it found in
-//! the secret directories (name, mode, content) and its process id.
+//! With `specTestRecord=<file>` it appends a JSON line when it starts (its arguments, the files
+//! it found in the secret directories with mode and content, its process id, the time) and
+//! another when it ends normally.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -34,6 +35,26 @@ fn secret_files(dir: &str) -> serde_json::Value {
         }
     }
     serde_json::json!({ "dir": dir, "dirMode": format!("{dir_mode:o}"), "files": files })
+}
+
+fn now_millis() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
+fn record_end(params: &BTreeMap<String, String>) {
+    if let Some(record) = params.get("specTestRecord") {
+        let line = serde_json::json!({ "event": "end", "atMillis": now_millis(), "pid": std::process::id() });
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(Path::new(record))
+        {
+            let _ = file.write_all(format!("{line}\n").as_bytes());
+        }
+    }
 }
 
 fn main() {
@@ -64,8 +85,10 @@ fn main() {
             }
         }
     }
-    if let Some(record) = params.get("testRecord") {
+    if let Some(record) = params.get("specTestRecord") {
         let line = serde_json::json!({
+            "event": "start",
+            "atMillis": now_millis(),
             "pid": std::process::id(),
             "template": template,
             "params": params,
@@ -78,10 +101,12 @@ fn main() {
             .append(true)
             .open(Path::new(record))
             .expect("record file");
-        writeln!(file, "{line}").expect("write record");
+        // One write per line: appends from parallel workers never interleave.
+        file.write_all(format!("{line}\n").as_bytes())
+            .expect("write record");
     }
     let mode = params
-        .get("testMode")
+        .get("specTestMode")
         .cloned()
         .unwrap_or_else(|| "succeed".into());
     let mut out = std::io::stdout().lock();
@@ -92,10 +117,10 @@ fn main() {
     if let Some(ms) = mode.strip_prefix("sleep:") {
         std::thread::sleep(std::time::Duration::from_millis(ms.parse().unwrap_or(0)));
     }
-    match mode.as_str() {
+    match mode.split(':').next().unwrap_or_default() {
         "fail" => {
             let lines: usize = params
-                .get("testLog")
+                .get("specTestLog")
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(1);
             for i in 0..lines {
@@ -106,6 +131,7 @@ fn main() {
                 out,
                 r#"{{"event":"summary","ok":false,"bytes":0,"blobs":0,"skipped":0,"pushed":[],"duration_ms":1,"error":{{"kind":"invalid_parameter","message":"told to fail"}}}}"#
             );
+            record_end(&params);
             std::process::exit(3);
         }
         "hang" => loop {
@@ -125,6 +151,7 @@ fn main() {
                 out,
                 r#"{{"event":"summary","ok":true,"bytes":42,"blobs":1,"skipped":0,"pushed":[{{"reference":"test:1","digest":"sha256:2222"}}],"duration_ms":1}}"#
             );
+            record_end(&params);
         }
     }
 }

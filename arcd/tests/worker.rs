@@ -311,3 +311,60 @@ fn dir_to_s3_with_secret_files_and_wrong_credentials() {
     );
     assert!(!s3.object_path("drop", "vm/other.qcow2").exists());
 }
+
+#[test]
+fn sigterm_cancels_with_exit_130() {
+    use arc_tests::http_server::Fault;
+    let http = http_with_file();
+    http.server.inject(
+        "/data.bin",
+        Fault::Status {
+            status: 429,
+            retry_after_secs: Some(60),
+        },
+    );
+    let dst = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_arcd"));
+    command.arg("worker").arg("arc-file");
+    for (name, value) in http_to_dir(&http, dst.path(), &sha256_hex(&http.data)) {
+        command.arg("--param").arg(format!("{name}={value}"));
+    }
+    let child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn arcd worker");
+    // Wait until the worker got its 429 and is waiting out the Retry-After.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while http.server.requests("/data.bin").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker never asked"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("worker exits");
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        last_stderr_line(&out).starts_with("arcd worker: cancelled"),
+        "{}",
+        last_stderr_line(&out)
+    );
+    assert!(files_in(dst.path()).is_empty());
+    assert_eq!(
+        json_lines(&out).pop().unwrap()["error"]["kind"],
+        "cancelled"
+    );
+}

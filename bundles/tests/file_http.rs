@@ -380,3 +380,41 @@ async fn dir_to_dir_and_missing_source_file() {
         ErrorKind::InvalidParameter
     );
 }
+
+#[tokio::test]
+async fn cancellation_during_a_backoff_stops_promptly_and_publishes_nothing() {
+    let s = setup(10_000, 12);
+    s.server.inject(
+        "/files/sub/a.bin",
+        Fault::Status {
+            status: 503,
+            retry_after_secs: Some(4),
+        },
+    );
+    let (job, _) = file_job(
+        &params(&s, "sub/a.bin", &sha256_hex(&s.content)),
+        Secrets::default(),
+        None,
+        s.staging.path(),
+    );
+    let cancel = job.cancel.clone();
+    let started = Instant::now();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        cancel.cancel();
+    });
+    let error = bundles::run(&job).await.unwrap_err();
+    canceller.await.unwrap();
+    assert_eq!(error.kind(), ErrorKind::Cancelled, "{error}");
+    assert!(
+        started.elapsed().as_millis() < 3000,
+        "stopped within the 4 s backoff: {:?}",
+        started.elapsed()
+    );
+    assert!(files_in(s.dst.path()).is_empty());
+    assert_eq!(
+        s.server.requests("/files/sub/a.bin").len(),
+        1,
+        "no request after the cancel"
+    );
+}

@@ -19,7 +19,7 @@ pub mod client;
 pub mod copy;
 pub mod cosign;
 pub mod digest;
-mod http;
+pub(crate) mod http;
 pub mod layout;
 pub mod manifest;
 pub mod pipeline;

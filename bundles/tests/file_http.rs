@@ -62,6 +62,12 @@ async fn http_to_dir_with_the_right_checksum() {
         s.content
     );
     assert_eq!(files_in(s.dst.path()), ["a.bin"], "no staging leftovers");
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(s.dst.path().join("a.bin"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o644);
     let events = events.events();
     let names = event_names(&events);
     assert_eq!(names.first().map(String::as_str), Some("start"));

@@ -133,6 +133,8 @@ pub async fn copy(
                         r.add_bytes(len);
                     }
                 }
+                // A connection that fails after the last byte still delivered the whole file.
+                Some(Err(_)) if opened.total_bytes == Some(offset) => break None,
                 Some(Err(e)) if e.is_transient() => break Some(e),
                 Some(Err(e)) => return Err(e),
                 None => match opened.total_bytes {

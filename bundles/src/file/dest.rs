@@ -9,6 +9,7 @@
 //!   file as the single layer, empty config, `artifactType` [`FILE_ARTIFACT_TYPE`]); blobs the
 //!   registry has are skipped, and the manifest is pushed last, after every blob verified.
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use object_store::path::Path as ObjectPath;
@@ -28,6 +29,10 @@ use crate::secrets::Credentials;
 
 /// The S3 user-metadata key holding an object's SHA-256 (hex).
 pub const SHA256_METADATA_KEY: &str = "sha256";
+/// Mode of files published into a `dir` destination.
+pub const PUBLISHED_FILE_MODE: u32 = 0o644;
+/// Characters of the file name kept in a staging file's name.
+const STAGING_NAME_CHARS: usize = 100;
 /// The `artifactType` of files pushed to OCI registries.
 pub const FILE_ARTIFACT_TYPE: &str = "application/vnd.opendefense.arc.file.v1";
 /// The media type of a file's layer.
@@ -188,8 +193,10 @@ async fn stage(
     job: &Job,
     count_bytes: bool,
 ) -> Result<(tempfile::TempPath, Copied)> {
+    // Keep the staging name within NAME_MAX whatever the file name.
+    let short: String = name.chars().take(STAGING_NAME_CHARS).collect();
     let temp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
+        .prefix(&format!(".{short}."))
         .suffix(".arc-partial")
         .tempfile_in(dir)
         .map_err(|e| Error::io("cannot create a staging file in", dir, e))?;
@@ -250,6 +257,12 @@ async fn publish_to_dir(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let (temp_path, copied) = stage(&parent, &name, source, expected, job, true).await?;
+    // Staging files are created private (0600); the published file gets the usual 0644.
+    std::fs::set_permissions(
+        &temp_path,
+        std::fs::Permissions::from_mode(PUBLISHED_FILE_MODE),
+    )
+    .map_err(|e| Error::io("cannot set the permissions of", &temp_path, e))?;
     temp_path
         .persist(&target)
         .map_err(|e| Error::io("cannot move the verified file to", &target, e.error))?;

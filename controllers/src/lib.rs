@@ -22,6 +22,7 @@ pub mod events;
 pub mod executor;
 pub mod order;
 pub mod patch;
+pub mod request_counter;
 pub mod settings;
 pub mod watch;
 pub mod workflow;

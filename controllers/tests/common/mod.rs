@@ -17,6 +17,7 @@ use apiserver::types::{
     OrderArtifact, OrderDefaults, OrderSpec,
 };
 use controllers::executor::Executor;
+use controllers::request_counter::RequestCounter;
 use controllers::{ExecutorSettings, LocalExecutorSettings, Settings};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
@@ -136,6 +137,21 @@ impl Env {
     pub fn start_local(&mut self) {
         let settings = self.settings(self.local_settings());
         self.start_controllers(settings);
+    }
+
+    /// Runs the controllers with the local executor through a client that counts its requests.
+    pub async fn start_local_counted(&mut self) -> RequestCounter {
+        let (client, counter) = counting_client(self.server.kubeconfig_path()).await;
+        let settings = self.settings(self.local_settings());
+        let cancel = CancellationToken::new();
+        let token = cancel.clone();
+        let handle = tokio::spawn(async move {
+            controllers::run(client, settings, token)
+                .await
+                .expect("controllers start");
+        });
+        self.controllers = Some((cancel, handle));
+        counter
     }
 
     /// Stops the controllers and waits until they have (and their workers) stopped.
@@ -306,6 +322,23 @@ impl Drop for Env {
             handle.abort();
         }
     }
+}
+
+/// A client for the server behind `kubeconfig` that counts its requests.
+pub async fn counting_client(kubeconfig: &std::path::Path) -> (Client, RequestCounter) {
+    let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig).expect("read kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .expect("client config");
+    let counter = RequestCounter::new();
+    let client = kube::client::ClientBuilder::try_from(config)
+        .expect("client builder")
+        .with_layer(&counter)
+        .build();
+    (client, counter)
 }
 
 /// An Order (not created).

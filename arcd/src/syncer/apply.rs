@@ -15,10 +15,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use kube::api::{
-    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions,
-    ValidationDirective,
-};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::core::DynamicObject;
 use serde_json::{Map, Value};
 
@@ -452,9 +449,10 @@ impl Applier {
     }
 
     async fn patch(&self, key: &ObjectKey, patch: &Value) -> Result<(), ObjectError> {
+        // Unknown fields were already refused offline by the file checks (with positions), so
+        // the server's default field validation is enough here.
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.to_string()),
-            field_validation: Some(ValidationDirective::Strict),
             ..PatchParams::default()
         };
         api(&self.client, key.kind, key.namespace.as_deref())

@@ -199,8 +199,12 @@ const ACKS_BEFORE_KILL: usize = 600;
 #[test]
 #[ignore = "child process of acknowledged_writes_survive_kill_9, started by it"]
 fn durability_writer_child() {
-    let path =
-        std::env::var(CHILD_DB_ENV).expect("only acknowledged_writes_survive_kill_9 runs this");
+    let Ok(path) = std::env::var(CHILD_DB_ENV) else {
+        eprintln!(
+            "durability_writer_child only writes when started by acknowledged_writes_survive_kill_9"
+        );
+        return;
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -9,14 +9,14 @@
 //!   resumes at `start_after + "\0"`; `remaining` comes from etcd's count of the range.
 //! - Watches ask for `prev_kv` and start at `after + 1`; a compacted start ends the stream with
 //!   [`StorageError::Compacted`]. Idle watches request progress every
-//!   [`PROGRESS_INTERVAL`](super::sqlite::PROGRESS_INTERVAL) and report it as
+//!   [`PROGRESS_INTERVAL`](super::PROGRESS_INTERVAL) and report it as
 //!   [`WatchEvent::Progress`].
 //! - [`Store::compact`] compacts etcd and records the revision under [`COMPACT_REVISION_KEY`]
 //!   (kube-apiserver's key and format), from which [`Store::compacted_revision`] reads it.
 //!
 //! Caveat: etcd releases before 3.4.24 / 3.5.8 may answer a progress request before a watcher
 //! that is still replaying history has received older events (etcd issue 15220). Progress is only
-//! requested after [`PROGRESS_INTERVAL`](super::sqlite::PROGRESS_INTERVAL) without any response,
+//! requested after [`PROGRESS_INTERVAL`](super::PROGRESS_INTERVAL) without any response,
 //! long after etcd's replay (it runs every 100 ms) normally completes, and events are never dropped
 //! because of a progress report; but on those releases a progress revision can in rare cases run
 //! ahead of an event that follows it.
@@ -34,9 +34,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::keys::KeyRange;
-use super::sqlite::PROGRESS_INTERVAL;
 use super::{
-    KeyValue, ListPage, ListRequest, Revision, StorageError, Store, WatchEvent, WatchStream,
+    KeyValue, ListPage, ListRequest, PROGRESS_INTERVAL, Revision, StorageError, Store, WatchEvent,
+    WatchStream,
 };
 
 /// etcd's default `--max-request-bytes`: larger writes are refused.

@@ -15,6 +15,7 @@
 //! suite ([`conformance`]) runs against both.
 
 use std::pin::Pin;
+use std::time::Duration;
 
 use futures::Stream;
 
@@ -22,6 +23,9 @@ pub mod conformance;
 pub mod etcd;
 pub(crate) mod keys;
 pub mod sqlite;
+
+/// How often an otherwise idle watch reports [`WatchEvent::Progress`] (every backend).
+pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
 
 /// A store revision. Revisions start at 1; 0 means "none" (e.g. a key that does not exist).
 pub type Revision = i64;
@@ -158,7 +162,8 @@ pub enum StorageError {
 }
 
 /// Storage with etcd semantics (see the module documentation). All methods are safe to call
-/// concurrently; writers are serialised by the backend.
+/// concurrently; writers are serialised by the backend. Values are limited to 1.5 MiB
+/// ([`StorageError::TooLarge`]) on every backend.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     /// The key at the current revision, or `None`.
@@ -181,20 +186,28 @@ pub trait Store: Send + Sync + 'static {
     /// Fails with [`StorageError::NotFound`] or [`StorageError::Conflict`].
     async fn delete(&self, key: &str, expected: Revision) -> Result<Revision, StorageError>;
 
-    /// A range read (see [`ListRequest`]). Reading at a compacted revision fails with
-    /// [`StorageError::Compacted`]; at a future one with [`StorageError::FutureRevision`].
+    /// A range read (see [`ListRequest`]). Reading at a revision older than the compacted one
+    /// fails with [`StorageError::Compacted`] (at the compacted revision itself it works); at a
+    /// future one with [`StorageError::FutureRevision`]. `revision: Some(r)` with `r <= 0` reads
+    /// at the current revision, like `None`.
     async fn list(&self, request: ListRequest) -> Result<ListPage, StorageError>;
 
     /// Watches keys under `prefix` for every change with revision **greater than** `after`.
     /// If `after` is older than the compacted revision the stream yields
-    /// [`StorageError::Compacted`] (before any event) and ends.
+    /// [`StorageError::Compacted`] (before any event) and ends (etcd also serves `after` =
+    /// compacted − 1; do not rely on either answer there). A future `after` is allowed: events
+    /// start once the store gets there, and no progress is reported before that.
+    /// The stream also ends with an error when the backend fails or is closed; the consumer then
+    /// re-watches from the last revision it saw.
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StorageError>;
 
-    /// The current revision (of the last write; 0 for an empty new store... see backend docs).
+    /// The current revision: that of the last write (SQLite: 0 for a new store; etcd: 1).
     async fn current_revision(&self) -> Result<Revision, StorageError>;
 
     /// Discards history before `revision`: afterwards reads at and watches from older revisions fail
-    /// with [`StorageError::Compacted`]. The latest state of every key is kept.
+    /// with [`StorageError::Compacted`]. The latest state of every key is kept. Compacting at or
+    /// below the compacted revision is a no-op; beyond the current revision fails with
+    /// [`StorageError::FutureRevision`].
     async fn compact(&self, revision: Revision) -> Result<(), StorageError>;
 
     /// The revision history has been compacted up to (0 if never).

@@ -34,8 +34,6 @@ use super::{
     KeyValue, ListPage, ListRequest, Revision, StorageError, Store, WatchEvent, WatchStream,
 };
 
-pub use self::watch::PROGRESS_INTERVAL;
-
 /// The largest value accepted, in bytes: etcd's default request limit, so that both backends
 /// refuse the same objects.
 pub const VALUE_LIMIT_BYTES: usize = 1536 * 1024;

@@ -10,7 +10,6 @@
 //! [`StorageError::Compacted`].
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
@@ -18,10 +17,7 @@ use tokio::time::Instant;
 use super::Shared;
 use super::reader::{self, ReadPool};
 use crate::storage::keys::KeyRange;
-use crate::storage::{Revision, StorageError, WatchEvent, WatchStream};
-
-/// A watch that has sent nothing for this long sends a [`WatchEvent::Progress`].
-pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
+use crate::storage::{PROGRESS_INTERVAL, Revision, StorageError, WatchEvent, WatchStream};
 
 /// Events read from the log per query while catching up.
 const REPLAY_CHUNK_EVENTS: usize = 1000;

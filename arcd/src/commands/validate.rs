@@ -43,10 +43,20 @@ pub fn validate(args: &ValidateArgs) -> Validation {
         .config
         .clone()
         .unwrap_or_else(|| PathBuf::from(config::DEFAULT_CONFIG_PATH));
-    let settings = match config::load(&config_path, args.config.is_some()) {
-        Ok(settings) => settings,
-        Err(errors) => {
-            validation.problems.extend(errors.errors);
+    let settings = match std::fs::read_to_string(&config_path) {
+        Ok(text) => {
+            let (settings, errors) = config::parse_settings_partially(&text, &config_path);
+            validation.problems.extend(errors);
+            settings.unwrap_or_default()
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound && args.config.is_none() => {
+            Settings::default()
+        }
+        Err(error) => {
+            validation.problems.push(Diagnostic::whole_file(
+                config_path.clone(),
+                format!("cannot read: {error}"),
+            ));
             Settings::default()
         }
     };

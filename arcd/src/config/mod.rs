@@ -17,7 +17,7 @@ mod validate;
 
 pub use duration::{format_duration, parse_duration};
 pub use names::{DnsLabel, InvalidName};
-pub use validate::{ConfigErrors, parse_settings};
+pub use validate::{ConfigErrors, parse_settings, parse_settings_partially};
 
 /// The configuration file read when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/arc/arcd.yaml";

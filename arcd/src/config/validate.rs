@@ -138,17 +138,35 @@ fn etcd_endpoint(text: &String) -> Result<http::Uri, String> {
 /// Parses and validates a configuration text read from `file` (named in errors). An empty text
 /// (or one with only comments) gives the defaults.
 pub fn parse_settings(text: &str, file: &Path) -> Result<Settings, ConfigErrors> {
-    let mut documents: Vec<RawConfig> = serde_saphyr::from_multiple(text).map_err(|error| {
-        let error = YamlError::from_saphyr(&error);
-        ConfigErrors {
-            errors: vec![Diagnostic::new(file, error.position, error.message)],
+    let (settings, errors) = parse_settings_partially(text, file);
+    match settings {
+        Some(settings) if errors.is_empty() => Ok(settings),
+        _ => Err(ConfigErrors { errors }),
+    }
+}
+
+/// Like [`parse_settings`], but also returns the settings built despite invalid values (each
+/// replaced by its default) when the file's structure could be read, so that offline checks can
+/// go on with the rest of the configuration (e.g. its resource directories).
+pub fn parse_settings_partially(text: &str, file: &Path) -> (Option<Settings>, Vec<Diagnostic>) {
+    let mut documents: Vec<RawConfig> = match serde_saphyr::from_multiple(text) {
+        Ok(documents) => documents,
+        Err(error) => {
+            let error = YamlError::from_saphyr(&error);
+            return (
+                None,
+                vec![Diagnostic::new(file, error.position, error.message)],
+            );
         }
-    })?;
+    };
     if documents.len() > 1 {
-        return Err(ConfigErrors::whole_file(
-            file,
-            "expected one YAML document, found several",
-        ));
+        return (
+            None,
+            vec![Diagnostic::whole_file(
+                file,
+                "expected one YAML document, found several",
+            )],
+        );
     }
     let raw = documents.pop().unwrap_or_default();
     let mut check = Checker {
@@ -156,14 +174,8 @@ pub fn parse_settings(text: &str, file: &Path) -> Result<Settings, ConfigErrors>
         errors: Vec::new(),
     };
     let settings = build(&raw, &mut check);
-    if check.errors.is_empty() {
-        Ok(settings)
-    } else {
-        check.errors.sort_by_key(|e| e.position);
-        Err(ConfigErrors {
-            errors: check.errors,
-        })
-    }
+    check.errors.sort_by_key(|e| e.position);
+    (Some(settings), check.errors)
 }
 
 fn build(raw: &RawConfig, check: &mut Checker<'_>) -> Settings {

@@ -96,15 +96,22 @@ fn summarize(order: &Order) -> OrderSummary {
 }
 
 /// Shared, always-current counts.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct CensusHandle {
     counts: Arc<Mutex<Counts>>,
+    listed: tokio::sync::watch::Receiver<bool>,
 }
 
 impl CensusHandle {
     /// The latest counts.
     pub fn counts(&self) -> Counts {
         self.counts.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Waits until the first complete listing of Orders is counted (or `timeout` passes).
+    pub async fn wait_listed(&self, timeout: Duration) {
+        let mut listed = self.listed.clone();
+        let _ = tokio::time::timeout(timeout, listed.wait_for(|l| *l)).await;
     }
 }
 
@@ -114,18 +121,27 @@ pub fn spawn(
     metrics: Metrics,
     cancel: CancellationToken,
 ) -> (CensusHandle, tokio::task::JoinHandle<()>) {
-    let handle = CensusHandle::default();
+    let (listed_tx, listed) = tokio::sync::watch::channel(false);
+    let handle = CensusHandle {
+        counts: Arc::default(),
+        listed,
+    };
     let counts = handle.counts.clone();
     let task = tokio::spawn(async move {
         tokio::select! {
             () = cancel.cancelled() => {}
-            () = run(client, metrics, counts) => {}
+            () = run(client, metrics, counts, listed_tx) => {}
         }
     });
     (handle, task)
 }
 
-async fn run(client: kube::Client, metrics: Metrics, counts: Arc<Mutex<Counts>>) {
+async fn run(
+    client: kube::Client,
+    metrics: Metrics,
+    counts: Arc<Mutex<Counts>>,
+    listed: tokio::sync::watch::Sender<bool>,
+) {
     let orders = watcher::watcher(
         Api::<Order>::all(client.clone()),
         watcher::Config::default(),
@@ -153,7 +169,12 @@ async fn run(client: kube::Client, metrics: Metrics, counts: Arc<Mutex<Counts>>)
                 Some(Ok(Event::InitDone)) => {
                     if let Some(pending) = pending_orders.take() {
                         order_summaries = pending;
-                        dirty = true;
+                        let new_counts = publish(&metrics, &order_summaries);
+                        if let Ok(mut counts) = counts.lock() {
+                            *counts = new_counts;
+                        }
+                        dirty = false;
+                        listed.send_replace(true);
                     }
                 }
                 Some(Ok(Event::Apply(order))) => {

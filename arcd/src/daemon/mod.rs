@@ -26,6 +26,8 @@ use crate::systemd::Notifier;
 
 /// How often the main loop refreshes `STATUS=` and ticks when the watchdog is off.
 pub const MAIN_LOOP_TICK_SECS: u64 = 5;
+/// How long READY waits for the census's first count of the Orders (for an accurate STATUS=).
+pub const CENSUS_WAIT_SECS: u64 = 5;
 /// How long the API server gets to finish after everything else stopped.
 pub const API_STOP_GRACE_SECS: u64 = 5;
 
@@ -270,11 +272,6 @@ pub async fn run(
     .with_metrics(metrics.clone())
     .with_status_file(settings.sync_status_file());
     let (syncer, syncer_task) = syncer.spawn(cancel.child_token());
-    let (census, census_task) = census::spawn(
-        started.client.clone(),
-        metrics.clone(),
-        cancel.child_token(),
-    );
 
     // Wait for the first file sync (or a stop request) before saying READY.
     let mut reports = syncer.reports();
@@ -282,10 +279,19 @@ pub async fn run(
     tokio::select! {
         result = first_sync => { result.ok(); }
         signal = signals.next() => if signal == Signal::Terminate {
-            return stop(&notifier, cancel, started, settings.shutdown_deadline, vec![syncer_task, census_task, health_task_unit(health_task)]).await;
+            return stop(&notifier, cancel, started, settings.shutdown_deadline, vec![syncer_task, health_task_unit(health_task)]).await;
         }
     }
     health.set_files_synced(true);
+    // Counted after the first sync, so the first STATUS= includes the Orders from files.
+    let (census, census_task) = census::spawn(
+        started.client.clone(),
+        metrics.clone(),
+        cancel.child_token(),
+    );
+    census
+        .wait_listed(Duration::from_secs(CENSUS_WAIT_SECS))
+        .await;
     let mut last_status = status_line(api_addr, &census.counts(), syncer.latest().as_ref());
     notifier.ready(&last_status);
     tracing::info!(status = %last_status, "ready");

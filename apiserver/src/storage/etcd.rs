@@ -9,16 +9,17 @@
 //!   resumes at `start_after + "\0"`; `remaining` comes from etcd's count of the range.
 //! - Watches ask for `prev_kv` and start at `after + 1`; a compacted start ends the stream with
 //!   [`StorageError::Compacted`]. Idle watches request progress every
-//!   [`PROGRESS_INTERVAL`](super::PROGRESS_INTERVAL) and report it as
+//!   [`PROGRESS_INTERVAL`] and report it as
 //!   [`WatchEvent::Progress`].
 //! - [`Store::compact`] compacts etcd and records the revision under [`COMPACT_REVISION_KEY`]
 //!   (kube-apiserver's key and format), from which [`Store::compacted_revision`] reads it.
 //!
-//! Caveat: etcd releases before 3.4.24 / 3.5.8 may answer a progress request before a watcher
-//! that is still replaying history has received older events (etcd issue 15220). Progress is only
-//! requested after [`PROGRESS_INTERVAL`](super::PROGRESS_INTERVAL) without any response,
-//! long after etcd's replay (it runs every 100 ms) normally completes, and events are never dropped
-//! because of a progress report; but on those releases a progress revision can in rare cases run
+//! Caveat: etcd releases before 3.4.24 / 3.5.8 answer a progress request at once, not ordered
+//! with the events the watcher still has queued (etcd issue 15220). This store requests progress
+//! only after [`PROGRESS_INTERVAL`] without any answer and holds each
+//! answer back for 100 ms, reporting events that arrive meanwhile first;
+//! events are never dropped because of a progress answer. A watcher still replaying a very long
+//! history when the request is answered could, on those releases, still see a progress revision
 //! ahead of an event that follows it.
 
 use std::sync::Arc;
@@ -56,6 +57,10 @@ const HEALTH_TIMEOUT_SECS: u64 = 3;
 
 /// Largest response accepted (a list of many objects can be large).
 const RESPONSE_LIMIT_BYTES: usize = 1 << 30;
+
+/// How long a progress answer is held back before it is reported: events etcd queued before
+/// answering can still arrive first (etcd before 3.4.24 / 3.5.8 does not order them).
+const PROGRESS_SETTLE_MILLIS: u64 = 100;
 
 /// Events buffered between a watch task and its consumer.
 const STREAM_BUFFER_EVENTS: usize = 256;
@@ -520,11 +525,29 @@ impl EtcdWatch {
         let mut position = self.after;
         // The last progress reported: reports never go backwards.
         let mut progress = self.after;
+        // A progress answer held back briefly (see `PROGRESS_SETTLE_MILLIS`) and when it is due.
+        let mut held: Option<(Revision, Instant)> = None;
         let mut idle_until = Instant::now() + PROGRESS_INTERVAL;
         loop {
+            let settle = async {
+                match held {
+                    Some((_, due)) => tokio::time::sleep_until(due).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = self.sender.closed() => return Err(None),
-                () = tokio::time::sleep_until(idle_until) => {
+                () = settle => {
+                    if let Some((revision, _)) = held.take()
+                        && revision >= position
+                        && revision >= progress
+                    {
+                        self.send(WatchEvent::Progress(revision)).await?;
+                        progress = revision;
+                    }
+                    idle_until = Instant::now() + PROGRESS_INTERVAL;
+                }
+                () = tokio::time::sleep_until(idle_until), if held.is_none() => {
                     requests.request_progress().await.map_err(|e| Some(self.store.error(&e)))?;
                     idle_until = Instant::now() + PROGRESS_INTERVAL;
                 }
@@ -556,11 +579,8 @@ impl EtcdWatch {
                     }
                     if response.events().is_empty() {
                         let revision = response.header().map_or(0, |h| h.revision());
-                        if revision >= position && revision >= progress {
-                            self.send(WatchEvent::Progress(revision)).await?;
-                            progress = revision;
-                            idle_until = Instant::now() + PROGRESS_INTERVAL;
-                        }
+                        let due = Instant::now() + Duration::from_millis(PROGRESS_SETTLE_MILLIS);
+                        held = Some((revision, held.map_or(due, |(_, earlier)| earlier)));
                         continue;
                     }
                     for event in response.events() {
@@ -570,6 +590,10 @@ impl EtcdWatch {
                         }
                         position = event.revision();
                         self.send(event).await?;
+                    }
+                    // Events past a held progress answer make it pointless.
+                    if held.is_some_and(|(revision, _)| revision < position) {
+                        held = None;
                     }
                     idle_until = Instant::now() + PROGRESS_INTERVAL;
                 }

@@ -4,12 +4,12 @@
 //! - **Durability**: WAL journal with `synchronous=FULL`; a write is acknowledged only after the
 //!   transaction holding it is committed and fsynced.
 //! - **Group commit**: one writer thread applies all queued writes in one transaction and one fsync
-//!   ([`writer`]); every write still gets its own outcome.
+//!   (module `writer`); every write still gets its own outcome.
 //! - **MVCC**: every write appends a row to the log; reads at older revisions, paginated snapshot
-//!   lists and watch replay read the log ([`schema`] describes the layout).
-//! - **Reads** use a pool of separate connections and never wait for the writer ([`reader`]).
+//!   lists and watch replay read the log (module `schema` describes the layout).
+//! - **Reads** use a pool of separate connections and never wait for the writer (module `reader`).
 //! - **Watches** replay from the log, then follow an in-process broadcast of committed batches;
-//!   a watcher that falls behind re-reads the log instead of missing events ([`watch`]).
+//!   a watcher that falls behind re-reads the log instead of missing events (module `watch`).
 //! - **Compaction** removes history before a revision, keeping every key's latest state.
 //!
 //! One process owns a database at a time: [`SqliteStore::open`] takes an exclusive lock on

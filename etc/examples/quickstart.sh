@@ -48,7 +48,7 @@ echo "==> arcd status"
 
 if command -v kubectl >/dev/null; then
     echo "==> kubectl get orders,artifactworkflows"
-    kubectl --kubeconfig "$work/data/admin.kubeconfig" get orders,artifactworkflows
+    kubectl --kubeconfig "$work/data/admin.kubeconfig" get orders,artifactworkflows || echo "(kubectl failed)"
 fi
 
 echo "==> what arrived in $work/mirror"

@@ -24,6 +24,7 @@ pub mod order;
 pub mod patch;
 pub mod request_counter;
 pub mod settings;
+pub mod stats;
 pub mod watch;
 pub mod workflow;
 

@@ -179,6 +179,7 @@ async fn reconcile(
     aw: Arc<ArtifactWorkflow>,
     ctx: Arc<WorkflowContext>,
 ) -> Result<Action, WorkflowError> {
+    crate::stats::workflow_reconciled();
     let name = aw.name_any();
     let ns = aw
         .namespace()
@@ -202,6 +203,7 @@ fn error_policy(
     error: &WorkflowError,
     ctx: Arc<WorkflowContext>,
 ) -> Action {
+    crate::stats::workflow_failed();
     let oref = ObjectRef::from_obj(aw.as_ref());
     let delay = ctx.errors.next(oref.clone());
     tracing::warn!(workflow = %oref, %error, retry_in_ms = delay.as_millis() as u64, "reconcile failed");

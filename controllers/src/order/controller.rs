@@ -395,6 +395,7 @@ async fn cleanup(order: &Order, ctx: &OrderContext) -> Result<Action, OrderError
 }
 
 async fn reconcile(order: Arc<Order>, ctx: Arc<OrderContext>) -> Result<Action, OrderError> {
+    crate::stats::order_reconciled();
     if !ctx.stores.ready() {
         return Ok(Action::requeue(CACHE_WAIT));
     }
@@ -414,6 +415,7 @@ async fn reconcile(order: Arc<Order>, ctx: Arc<OrderContext>) -> Result<Action, 
 }
 
 fn error_policy(order: Arc<Order>, error: &OrderError, ctx: Arc<OrderContext>) -> Action {
+    crate::stats::order_failed();
     let oref = ObjectRef::from_obj(order.as_ref());
     let delay = ctx.errors.next(oref.clone());
     tracing::warn!(order = %oref, %error, retry_in_ms = delay.as_millis() as u64, "reconcile failed");

@@ -53,7 +53,7 @@ fn main() {
         results.push(runtime.block_on(measure("sqlite", Arc::new(store))));
     }
     if wanted("etcd") {
-        match arc_tests::etcd::EtcdServer::start("the etcd storage benchmark") {
+        match arc_tests::etcd::EtcdServer::start_for("the etcd storage benchmark") {
             Some(etcd) => {
                 let store = runtime
                     .block_on(EtcdStore::connect(&[etcd.endpoint()]))

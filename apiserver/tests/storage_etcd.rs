@@ -12,7 +12,7 @@ use futures::StreamExt;
 const PREFIX: &str = "/registry/arc.opendefense.cloud/conformance/";
 
 async fn start(test: &str) -> Option<(EtcdServer, EtcdStore)> {
-    let etcd = EtcdServer::start(test)?;
+    let etcd = EtcdServer::start_for(test)?;
     let store = EtcdStore::connect(&[etcd.endpoint()])
         .await
         .expect("connect to etcd");

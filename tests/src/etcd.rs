@@ -2,7 +2,7 @@
 //! directory, killed when the fixture is dropped.
 //!
 //! ```ignore
-//! let Some(etcd) = arc_tests::etcd::EtcdServer::start("storage conformance on etcd") else { return };
+//! let Some(etcd) = arc_tests::etcd::EtcdServer::start_for("storage conformance on etcd") else { return };
 //! let store = EtcdStore::connect(&[etcd.endpoint()]).await?;
 //! ```
 
@@ -31,9 +31,15 @@ pub struct EtcdServer {
 }
 
 impl EtcdServer {
-    /// Starts etcd for `test` (a description used if etcd is missing). Returns `None` when etcd is
-    /// not installed outside CI (see [`tools::require`]); panics if it does not come up.
-    pub fn start(test: &str) -> Option<Self> {
+    /// Starts etcd. Returns `None` when etcd is not installed outside CI (see
+    /// [`tools::require`]); panics if it does not come up. [`EtcdServer::start_for`] names the
+    /// test in the message about a missing etcd.
+    pub fn start() -> Option<Self> {
+        Self::start_for("a test or benchmark that runs against a real etcd")
+    }
+
+    /// Like [`EtcdServer::start`], naming `test` (what needs etcd) if etcd is missing.
+    pub fn start_for(test: &str) -> Option<Self> {
         Self::start_with_args(test, &[])
     }
 

@@ -11,8 +11,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
+use super::discovery::{self, DiscoveryFormat};
+use super::errors::ApiError;
+use super::openapi::{HashCheck, V2Format};
 use super::rest;
 use super::state::ApiState;
+use axum::extract::Path;
+use axum::http::HeaderMap;
+use axum::http::header::{ACCEPT, CACHE_CONTROL, ETAG, EXPIRES, IF_NONE_MATCH, LOCATION};
+use serde_json::Value;
 
 /// The API server's router over `state`. Authentication and TLS wrap it from outside.
 pub fn app(state: Arc<ApiState>) -> Router {
@@ -24,6 +31,14 @@ pub fn app(state: Arc<ApiState>) -> Router {
         .route("/readyz/{check}", get(health))
         .route("/livez/{check}", get(live))
         .route("/version", get(version))
+        .route("/api", get(discovery_core))
+        .route("/api/{version}", get(discovery_core_version))
+        .route("/apis", get(discovery_apis))
+        .route("/apis/{group}", get(discovery_group))
+        .route("/apis/{group}/{version}", get(discovery_group_version))
+        .route("/openapi/v2", get(openapi_v2))
+        .route("/openapi/v3", get(openapi_v3_root))
+        .route("/openapi/v3/{*key}", get(openapi_v3))
         .fallback(rest::handle)
         .with_state(state)
 }
@@ -90,4 +105,133 @@ async fn version(State(state): State<Arc<ApiState>>) -> Response {
         "platform": format!("{}/{}", std::env::consts::OS, if std::env::consts::ARCH == "x86_64" { "amd64" } else { std::env::consts::ARCH }),
     });
     rest::json_response(StatusCode::OK, &body, &[])
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: axum::http::HeaderName) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A JSON body with an ETag; 304 when the client already has it.
+fn tagged(headers: &HeaderMap, body: &Value, content_type: &'static str) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let etag = discovery::etag(&bytes);
+    if discovery::if_none_match(header(headers, IF_NONE_MATCH), &etag) {
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        if let Ok(v) = HeaderValue::from_str(&etag) {
+            response.headers_mut().insert(ETAG, v);
+        }
+        return response;
+    }
+    let mut response = (StatusCode::OK, bytes).into_response();
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        response.headers_mut().insert(ETAG, v);
+    }
+    response
+}
+
+fn discovery_format(headers: &HeaderMap) -> Result<DiscoveryFormat, ApiError> {
+    discovery::negotiate_discovery(header(headers, ACCEPT)).ok_or_else(|| {
+        ApiError::NotAcceptable("application/json, application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList".into())
+    })
+}
+
+/// `/api`: the core group's versions (legacy `APIVersions` or aggregated); 404 in cluster mode.
+async fn discovery_core(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let format = discovery_format(&headers)?;
+    match format {
+        DiscoveryFormat::Legacy => {
+            let body = discovery::api_versions(&state.kinds, None).ok_or(ApiError::UnknownPath)?;
+            Ok(tagged(&headers, &body, format.content_type()))
+        }
+        aggregated => Ok(tagged(&headers, &discovery::aggregated_core(&state.kinds, aggregated), aggregated.content_type())),
+    }
+}
+
+/// `/api/v1`: the core `APIResourceList`.
+async fn discovery_core_version(State(state): State<Arc<ApiState>>, Path(version): Path<String>) -> Result<Response, ApiError> {
+    let body = discovery::api_resource_list(&state.kinds, "", &version).ok_or(ApiError::UnknownPath)?;
+    Ok(rest::json_response(StatusCode::OK, &body, &[]))
+}
+
+/// `/apis`: every named group (legacy `APIGroupList` or aggregated, by Accept).
+async fn discovery_apis(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let format = discovery_format(&headers)?;
+    Ok(tagged(&headers, &discovery::apis(&state.kinds, format), format.content_type()))
+}
+
+/// `/apis/{group}`: one `APIGroup`.
+async fn discovery_group(State(state): State<Arc<ApiState>>, Path(group): Path<String>) -> Result<Response, ApiError> {
+    let body = discovery::api_group(&state.kinds, &group).ok_or(ApiError::UnknownPath)?;
+    Ok(rest::json_response(StatusCode::OK, &body, &[]))
+}
+
+/// `/apis/{group}/{version}`: its `APIResourceList` (also the aggregator's availability probe).
+async fn discovery_group_version(State(state): State<Arc<ApiState>>, Path((group, version)): Path<(String, String)>) -> Result<Response, ApiError> {
+    let body = discovery::api_resource_list(&state.kinds, &group, &version).ok_or(ApiError::UnknownPath)?;
+    Ok(rest::json_response(StatusCode::OK, &body, &[]))
+}
+
+/// `/openapi/v2`: Swagger 2.0 as JSON or gnostic protobuf, by Accept.
+async fn openapi_v2(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let format = V2Format::negotiate(header(&headers, ACCEPT))
+        .ok_or_else(|| ApiError::NotAcceptable(format!("application/json, {}", V2Format::Protobuf.content_type())))?;
+    let doc = state.openapi.v2_as(format);
+    let etag = doc.etag();
+    if discovery::if_none_match(header(&headers, IF_NONE_MATCH), &etag) {
+        return Ok(StatusCode::NOT_MODIFIED.into_response());
+    }
+    let mut response = (StatusCode::OK, doc.body.clone()).into_response();
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        response.headers_mut().insert(ETAG, v);
+    }
+    Ok(response)
+}
+
+/// `/openapi/v3`: the list of group-version documents with their content-hash URLs.
+async fn openapi_v3_root(State(state): State<Arc<ApiState>>) -> Response {
+    rest::json_response(StatusCode::OK, &state.openapi.v3_root(), &[])
+}
+
+fn accepts_json(headers: &HeaderMap) -> bool {
+    header(headers, ACCEPT).is_none_or(|accept| {
+        accept.trim().is_empty()
+            || accept.split(',').any(|c| matches!(c.split(';').next().unwrap_or("").trim(), "application/json" | "*/*" | "application/*"))
+    })
+}
+
+/// `/openapi/v3/{key}`: one document, pinned by `?hash=` (immutable caching) or redirected to
+/// the current hash.
+async fn openapi_v3(State(state): State<Arc<ApiState>>, Path(key): Path<String>, headers: HeaderMap, request: Request) -> Result<Response, ApiError> {
+    if !accepts_json(&headers) {
+        return Err(ApiError::NotAcceptable("application/json".into()));
+    }
+    let hash = request.uri().query().and_then(|q| q.split('&').find_map(|p| p.strip_prefix("hash=")));
+    let check = state.openapi.check_hash(&key, hash).ok_or(ApiError::UnknownPath)?;
+    let doc = state.openapi.v3(&key).ok_or(ApiError::UnknownPath)?;
+    let mut response = match check {
+        HashCheck::Redirect(location) => {
+            let mut r = StatusCode::MOVED_PERMANENTLY.into_response();
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                r.headers_mut().insert(LOCATION, v);
+            }
+            return Ok(r);
+        }
+        HashCheck::Current => {
+            let mut r = (StatusCode::OK, doc.body.clone()).into_response();
+            r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("public, immutable"));
+            let expires = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 365)).strftime("%a, %d %b %Y %H:%M:%S GMT").to_string();
+            if let Ok(v) = HeaderValue::from_str(&expires) {
+                r.headers_mut().insert(EXPIRES, v);
+            }
+            r
+        }
+        HashCheck::Unpinned => (StatusCode::OK, doc.body.clone()).into_response(),
+    };
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(v) = HeaderValue::from_str(&doc.etag()) {
+        response.headers_mut().insert(ETAG, v);
+    }
+    Ok(response)
 }

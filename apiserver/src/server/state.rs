@@ -45,6 +45,8 @@ pub struct ApiState {
     pub options: ServerOptions,
     /// Cancelled when the server shuts down; ends watch streams.
     pub shutdown: CancellationToken,
+    /// The OpenAPI documents, rendered once at start.
+    pub openapi: super::openapi::OpenApi,
     /// Woken whenever something was deleted or got a deletion timestamp, so the garbage
     /// collector and namespace finalizer look again.
     pub deletions: Notify,
@@ -58,13 +60,8 @@ impl ApiState {
         options: ServerOptions,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
-        Arc::new(Self {
-            store,
-            kinds,
-            options,
-            shutdown,
-            deletions: Notify::new(),
-        })
+        let openapi = super::openapi::OpenApi::new(&kinds);
+        Arc::new(Self { store, kinds, options, shutdown, openapi, deletions: Notify::new() })
     }
 
     /// The kind serving `group`/`plural` (any version), if any.

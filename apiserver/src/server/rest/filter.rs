@@ -5,35 +5,25 @@ use serde_json::Value;
 use crate::server::errors::ApiError;
 use crate::server::registry::ResourceKind;
 use crate::server::request::Query;
+use crate::server::selectors::{FieldSelector, LabelSelector};
 
-/// A parsed `labelSelector` + `fieldSelector`.
-#[derive(Clone, Debug, Default)]
+/// A parsed `labelSelector` + `fieldSelector` for one kind.
+#[derive(Clone, Debug)]
 pub struct ListFilter {
-    labels: Vec<(String, String)>,
-    fields: Vec<(String, String)>,
+    kind: ResourceKind,
+    labels: LabelSelector,
+    fields: FieldSelector,
 }
 
 impl ListFilter {
-    /// Parses the selectors of `query` for `kind`; malformed selectors are a 400.
-    pub fn from_query(_kind: &ResourceKind, query: &Query) -> Result<Self, ApiError> {
-        let mut filter = Self::default();
-        for (param, out) in [
-            ("labelSelector", &mut filter.labels),
-            ("fieldSelector", &mut filter.fields),
-        ] {
-            if let Some(raw) = query.non_empty(param) {
-                for term in raw.split(',') {
-                    let (k, v) = term.split_once('=').ok_or_else(|| {
-                        ApiError::BadRequest(format!("unable to parse requirement: {term}"))
-                    })?;
-                    out.push((
-                        k.trim().to_string(),
-                        v.trim_start_matches('=').trim().to_string(),
-                    ));
-                }
-            }
-        }
-        Ok(filter)
+    /// Parses the selectors of `query` for `kind`; malformed selectors and fields the kind
+    /// cannot select on are a 400.
+    pub fn from_query(kind: &ResourceKind, query: &Query) -> Result<Self, ApiError> {
+        let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let fields = FieldSelector::parse_for(kind, query.get("fieldSelector").unwrap_or(""))
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        Ok(Self { kind: kind.clone(), labels, fields })
     }
 
     /// Whether no selector was given.
@@ -43,18 +33,6 @@ impl ListFilter {
 
     /// Whether `object` matches both selectors.
     pub fn matches(&self, object: &Value) -> bool {
-        let meta = object.get("metadata");
-        self.labels.iter().all(|(k, v)| {
-            meta.and_then(|m| m.get("labels"))
-                .and_then(|l| l.get(k))
-                .and_then(Value::as_str)
-                == Some(v)
-        }) && self.fields.iter().all(|(k, v)| {
-            let field = k.strip_prefix("metadata.").unwrap_or(k);
-            meta.and_then(|m| m.get(field))
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                == v
-        })
+        self.labels.matches(object) && self.fields.matches(&self.kind, object)
     }
 }

@@ -11,12 +11,12 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use rand::Rng;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::Ctx;
 use super::filter::ListFilter;
-use super::present::{partial_metadata, table};
+use super::present::{event_table, partial_metadata};
 use super::read::{ReadAt, read_collection};
 use crate::server::errors::{ApiError, Cause, Subject};
 use crate::server::negotiate::{Output, Shape, negotiate};
@@ -42,15 +42,7 @@ impl Encoder {
             Output::Table(version) => {
                 let with_columns = !self.sent_table_header;
                 self.sent_table_header = true;
-                table(
-                    &self.kind,
-                    std::slice::from_ref(object),
-                    version,
-                    &self.query,
-                    &Map::new(),
-                    with_columns,
-                )
-                .unwrap_or_else(|e| e.status())
+                event_table(&self.kind, object, version, &self.query, with_columns).unwrap_or_else(|e| e.status())
             }
             Output::PartialObjectMetadata => partial_metadata(object),
             _ => object.clone(),

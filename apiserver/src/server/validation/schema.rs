@@ -21,9 +21,14 @@ use crate::server::registry::ResourceKind;
 /// `{type: object}` placeholder.
 pub(super) fn object_meta_schema() -> &'static Value {
     static SCHEMA: OnceLock<Value> = OnceLock::new();
-    SCHEMA.get_or_init(
-        generate_structural_schema::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
-    )
+    SCHEMA.get_or_init(|| {
+        let mut schema = generate_structural_schema::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>();
+        // FieldsV1 is a free-form field set (`{"f:spec": {...}}`): keep it as it is.
+        if let Some(fields) = schema.pointer_mut("/properties/managedFields/items/properties/fieldsV1") {
+            *fields = serde_json::json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
+        }
+        schema
+    })
 }
 
 /// The schema that accepts anything (a preserved unknown field).

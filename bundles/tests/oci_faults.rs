@@ -385,3 +385,79 @@ fn reqwest_client() -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_tokens_are_fetched_per_scope_and_reused() {
+    let Some(s) = setup("arc-oci bearer token auth", &[64 * 1024, 32 * 1024]) else {
+        return;
+    };
+    let dst = Registry::start(&s.bin);
+    let front = FaultProxy::start(&dst.url()).await;
+    front.require_bearer("robot", "t0ken");
+    let secret = basic_secret("robot", "t0ken");
+    let dst_url = format!("{}/mirror", front.url());
+    let src_url = s.src.url();
+    let p = params(&src_url, &dst_url, "library/app:1.0");
+    let (result, _) =
+        run_pipeline(Template::Oci, &p, None, Some(secret.path()), fast_retry()).await;
+    result.unwrap_or_else(|e| panic!("copy through token auth failed: {e}"));
+    let scopes = front.token_requests();
+    assert!(
+        scopes
+            .iter()
+            .any(|s| s == "repository:mirror/library/app:pull,push"),
+        "{scopes:?}"
+    );
+    assert!(scopes.len() <= 3, "tokens are cached per scope: {scopes:?}");
+    let raw = skopeo::inspect_raw(
+        &s.skopeo,
+        &format!("docker://{}/mirror/library/app:1.0", dst.host()),
+        &[],
+    );
+    assert_eq!(skopeo::digest_of(&raw), s.seed.index_digest);
+
+    // A wrong password: the token endpoint refuses, and the message says so.
+    let wrong = basic_secret("robot", "nope");
+    let (result, _) = run_pipeline(
+        Template::Oci,
+        &params(&s.src.url(), &dst_url, "library/app:1.0"),
+        None,
+        Some(wrong.path()),
+        fast_retry(),
+    )
+    .await;
+    let error = result.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unauthorized, "{error}");
+    assert!(error.to_string().contains("token endpoint"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_config_json_credentials_are_matched_by_host() {
+    use base64::Engine as _;
+    let Some(s) = setup("arc-oci .dockerconfigjson", &[16 * 1024]) else {
+        return;
+    };
+    let dst = Registry::start_with_basic_auth(&s.bin, "arc", "pw");
+    let secret = tempfile::tempdir().unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode("arc:pw");
+    let config = format!(
+        r#"{{"auths":{{"other.example":{{"auth":"eDp5"}},"http://{}":{{"auth":"{auth}"}}}}}}"#,
+        dst.host()
+    );
+    std::fs::write(secret.path().join(".dockerconfigjson"), config).unwrap();
+    let (result, _) = run_pipeline(
+        Template::Oci,
+        &params(&s.src.url(), &dst.url(), "library/app:1.0"),
+        None,
+        Some(secret.path()),
+        fast_retry(),
+    )
+    .await;
+    result.unwrap();
+    let raw = skopeo::inspect_raw(
+        &s.skopeo,
+        &format!("docker://{}/library/app:1.0", dst.host()),
+        &dst.skopeo_creds(""),
+    );
+    assert_eq!(skopeo::digest_of(&raw), s.seed.index_digest);
+}

@@ -1,6 +1,7 @@
 //! An HTTP proxy in front of a test server (a registry) that counts what passes and injects
 //! faults: `429 Too Many Requests` with `Retry-After`, one corrupted byte in a response body,
-//! and a log of every request. Upload `Location`s are rewritten so clients keep going through
+//! token authentication (a `Bearer` challenge and a `/token` endpoint, as Docker Hub and
+//! most registries do), and a log of every request. Upload `Location`s are rewritten so clients keep going through
 //! the proxy. Loopback only.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,8 +21,22 @@ struct Throttle {
     retry_after_secs: u64,
 }
 
+/// Token authentication in front of the upstream: the proxy answers `/v2/...` requests without
+/// a valid bearer token with a challenge pointing at its own `/token` endpoint, which hands
+/// out tokens for the requested scopes to `username`/`password` (HTTP Basic).
+#[derive(Debug, Clone)]
+struct BearerAuth {
+    username: String,
+    password: String,
+}
+
 #[derive(Debug, Default)]
 struct Rules {
+    bearer: Option<BearerAuth>,
+    /// Issued tokens and the scopes each grants.
+    tokens: Vec<(String, Vec<String>)>,
+    /// Every scope requested at the token endpoint, in order.
+    token_requests: Vec<String>,
     throttles: Vec<Throttle>,
     /// Flip one byte of responses whose path contains this, at this offset.
     corrupt: Option<(String, u64)>,
@@ -119,6 +134,21 @@ impl FaultProxy {
         });
     }
 
+    /// Puts token authentication in front of the upstream (see the module docs): clients get a
+    /// `Bearer` challenge and must fetch a token for the right scope from `/token` with
+    /// `username`/`password`.
+    pub fn require_bearer(&self, username: &str, password: &str) {
+        self.shared.rules.lock().unwrap().bearer = Some(BearerAuth {
+            username: username.into(),
+            password: password.into(),
+        });
+    }
+
+    /// The `scope` parameters of every token request so far (space-joined per request).
+    pub fn token_requests(&self) -> Vec<String> {
+        self.shared.rules.lock().unwrap().token_requests.clone()
+    }
+
     /// Flips the byte at `offset` of every response body whose path contains `pattern`.
     pub fn corrupt(&self, pattern: &str, offset: u64) {
         self.shared.rules.lock().unwrap().corrupt = Some((pattern.to_string(), offset));
@@ -149,6 +179,128 @@ impl FaultProxy {
     }
 }
 
+/// The `Authorization: Basic` user and password of a request.
+fn basic_credentials(request: &Request) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let value = request
+        .headers()
+        .get("authorization")?
+        .to_str()
+        .ok()?
+        .strip_prefix("Basic ")?;
+    let decoded = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(value)
+            .ok()?,
+    )
+    .ok()?;
+    let (u, p) = decoded.split_once(':')?;
+    Some((u.to_string(), p.to_string()))
+}
+
+/// The scope a `/v2/<name>/...` request needs (`repository:<name>:pull` or `:push`).
+fn needed_scope(method: &str, path: &str) -> Option<(String, &'static str)> {
+    let rest = path.strip_prefix("/v2/")?;
+    let cut = ["/manifests/", "/blobs/", "/tags/", "/referrers/"]
+        .iter()
+        .filter_map(|m| rest.find(m))
+        .min()?;
+    let action = if matches!(method, "GET" | "HEAD") {
+        "pull"
+    } else {
+        "push"
+    };
+    Some((rest[..cut].to_string(), action))
+}
+
+/// Token authentication: the token endpoint, and the check of `/v2` requests. Returns a
+/// response when the request is answered here.
+fn bearer_gate(
+    shared: &Shared,
+    request: &Request,
+    method: &str,
+    path_query: &str,
+) -> Option<Response> {
+    let mut rules = shared.rules.lock().unwrap();
+    let auth = rules.bearer.clone()?;
+    let path = path_query.split('?').next().unwrap_or_default();
+    if path == "/token" {
+        let scopes: Vec<String> = path_query
+            .split_once('?')
+            .map(|(_, q)| {
+                q.split('&')
+                    .filter_map(|kv| kv.strip_prefix("scope="))
+                    .map(|v| {
+                        v.replace("%3A", ":")
+                            .replace("%2C", ",")
+                            .replace("%2F", "/")
+                            .replace('+', " ")
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        rules.token_requests.push(scopes.join(" "));
+        if basic_credentials(request) != Some((auth.username.clone(), auth.password.clone())) {
+            return Some(
+                Response::builder()
+                    .status(StatusCode::UNAUTHORIZED)
+                    .body(Body::from(r#"{"details":"bad credentials"}"#))
+                    .unwrap(),
+            );
+        }
+        let token = format!("tok-{}", rules.tokens.len() + 1);
+        rules.tokens.push((token.clone(), scopes));
+        let body = format!(r#"{{"token":"{token}","expires_in":300}}"#);
+        return Some(
+            Response::builder()
+                .status(StatusCode::OK)
+                .header("content-type", "application/json")
+                .body(Body::from(body))
+                .unwrap(),
+        );
+    }
+    let (name, action) = needed_scope(method, path)?;
+    let presented = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string);
+    let granted = presented
+        .and_then(|t| {
+            rules
+                .tokens
+                .iter()
+                .find(|(k, _)| *k == t)
+                .map(|(_, s)| s.clone())
+        })
+        .unwrap_or_default();
+    let prefix = format!("repository:{name}:");
+    let ok = granted.iter().any(|scope| {
+        scope.strip_prefix(&prefix).is_some_and(|actions| {
+            actions
+                .split(',')
+                .any(|a| a == action || (action == "pull" && a == "push"))
+        })
+    });
+    if ok {
+        return None;
+    }
+    let challenge = format!(
+        r#"Bearer realm="{}/token",service="arc-test",scope="repository:{name}:{action}""#,
+        shared.public
+    );
+    Some(
+        Response::builder()
+            .status(StatusCode::UNAUTHORIZED)
+            .header("www-authenticate", challenge)
+            .body(Body::from(
+                r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+            ))
+            .unwrap(),
+    )
+}
+
 async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let method = request.method().clone();
     let path_query = request
@@ -157,6 +309,14 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         .map(|p| p.to_string())
         .unwrap_or_else(|| "/".into());
     let line = format!("{method} {path_query}");
+    if let Some(response) = bearer_gate(&shared, &request, method.as_str(), &path_query) {
+        shared
+            .log
+            .lock()
+            .unwrap()
+            .push(format!("{line} -> {}", response.status().as_u16()));
+        return response;
+    }
     let throttled = {
         let mut rules = shared.rules.lock().unwrap();
         rules
@@ -179,11 +339,14 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
     let mut builder = shared
         .http
         .request(method.clone(), format!("{}{path_query}", shared.upstream));
+    // Behind token authentication the upstream is anonymous: the token stays here.
+    let strip_auth = shared.rules.lock().unwrap().bearer.is_some();
     for (name, value) in request.headers() {
-        if !matches!(
+        let skip = matches!(
             name.as_str(),
             "host" | "connection" | "transfer-encoding" | "content-length"
-        ) {
+        ) || (strip_auth && name.as_str() == "authorization");
+        if !skip {
             builder = builder.header(name, value);
         }
     }

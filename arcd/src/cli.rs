@@ -35,6 +35,25 @@ pub enum Command {
     Worker(commands::worker::WorkerArgs),
 }
 
+/// Parses the command line. Help and version are printed as clap does; a usage error becomes
+/// one line on stderr (`arcd: <problem>`) and exit code 2, so scripts and journals see one line.
+pub fn parse() -> Result<Cli, ExitCode> {
+    use clap::error::ErrorKind;
+    match Cli::try_parse() {
+        Ok(cli) => Ok(cli),
+        Err(error) if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) => {
+            let _ = error.print();
+            Err(if error.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+        }
+        Err(error) => {
+            let rendered = error.to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            eprintln!("arcd: {}", first.strip_prefix("error: ").unwrap_or(first));
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
 /// Runs the chosen subcommand and maps its outcome to the process exit code.
 pub fn main(cli: Cli) -> ExitCode {
     let result = match cli.command {

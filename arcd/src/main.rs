@@ -1,7 +1,8 @@
 //! `arcd`: parses the command line and hands over to the library.
 
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
-    arcd::cli::main(arcd::cli::Cli::parse())
+    match arcd::cli::parse() {
+        Ok(cli) => arcd::cli::main(cli),
+        Err(code) => code,
+    }
 }

@@ -461,3 +461,45 @@ async fn docker_config_json_credentials_are_matched_by_host() {
     );
     assert_eq!(skopeo::digest_of(&raw), s.seed.index_digest);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_registries_are_trusted_through_ca_crt() {
+    let Some(s) = setup("arc-oci TLS with a custom CA", &[16 * 1024]) else {
+        return;
+    };
+    let dst = Registry::start_with_tls(&s.bin);
+    let secret = tempfile::tempdir().unwrap();
+    std::fs::write(secret.path().join("ca.crt"), dst.ca_pem().unwrap()).unwrap();
+    // `https://` and no scheme both mean TLS.
+    for url in [dst.url(), dst.host()] {
+        let (result, _) = run_pipeline(
+            Template::Oci,
+            &params(&s.src.url(), &url, "library/app:1.0"),
+            None,
+            Some(secret.path()),
+            fast_retry(),
+        )
+        .await;
+        result.unwrap_or_else(|e| panic!("{url}: {e}"));
+    }
+    let raw = skopeo::inspect_raw(
+        &s.skopeo,
+        &format!("docker://{}/library/app:1.0", dst.host()),
+        &[],
+    );
+    assert_eq!(skopeo::digest_of(&raw), s.seed.index_digest);
+    // Without the CA the certificate is not trusted.
+    let (result, _) = run_pipeline(
+        Template::Oci,
+        &params(&s.src.url(), &dst.url(), "library/app:1.0"),
+        None,
+        None,
+        RetryPolicy::none(),
+    )
+    .await;
+    let error = result.unwrap_err();
+    assert!(
+        error.to_string().to_lowercase().contains("certificate"),
+        "{error}"
+    );
+}

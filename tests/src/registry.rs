@@ -32,6 +32,7 @@ pub struct Registry {
     dir: tempfile::TempDir,
     port: u16,
     credentials: Option<(String, String)>,
+    ca_pem: Option<String>,
     process: Option<ServerProcess>,
     starts: u32,
 }
@@ -39,15 +40,25 @@ pub struct Registry {
 impl Registry {
     /// Starts an anonymous registry.
     pub fn start(bin: &Path) -> Self {
-        Self::start_inner(bin, None)
+        Self::start_inner(bin, None, false)
     }
 
     /// Starts a registry that requires HTTP basic auth as `username`/`password`.
     pub fn start_with_basic_auth(bin: &Path, username: &str, password: &str) -> Self {
-        Self::start_inner(bin, Some((username.to_string(), password.to_string())))
+        Self::start_inner(
+            bin,
+            Some((username.to_string(), password.to_string())),
+            false,
+        )
     }
 
-    fn start_inner(bin: &Path, credentials: Option<(String, String)>) -> Self {
+    /// Starts an anonymous registry serving HTTPS with a certificate for 127.0.0.1 issued by a
+    /// CA made for it ([`Registry::ca_pem`]).
+    pub fn start_with_tls(bin: &Path) -> Self {
+        Self::start_inner(bin, None, true)
+    }
+
+    fn start_inner(bin: &Path, credentials: Option<(String, String)>, tls: bool) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("arc-registry-")
             .tempdir()
@@ -65,12 +76,25 @@ impl Registry {
                 htpasswd.display()
             );
         }
+        let mut ca_pem = None;
+        let mut http_tls = String::new();
+        if tls {
+            let (ca, cert, key) = test_certificates();
+            std::fs::write(dir.path().join("server.crt"), cert).expect("write certificate");
+            std::fs::write(dir.path().join("server.key"), key).expect("write key");
+            http_tls = format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                dir.path().join("server.crt").display(),
+                dir.path().join("server.key").display()
+            );
+            ca_pem = Some(ca);
+        }
         let config = format!(
             "version: 0.1\n\
              log:\n  level: info\n  formatter: text\n\
              storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n  \
              maintenance:\n    uploadpurging:\n      enabled: false\n\
-             http:\n  addr: 127.0.0.1:{port}\n  secret: arc-test-registry-secret\n\
+             http:\n  addr: 127.0.0.1:{port}\n  secret: arc-test-registry-secret\n{http_tls}\
              health:\n  storagedriver:\n    enabled: false\n\
              {auth}",
             storage = storage.display(),
@@ -81,6 +105,7 @@ impl Registry {
             dir,
             port,
             credentials,
+            ca_pem,
             process: None,
             starts: 0,
         };
@@ -121,9 +146,19 @@ impl Registry {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` (`https://` for a TLS registry).
     pub fn url(&self) -> String {
-        format!("http://{}", self.host())
+        let scheme = if self.ca_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.host())
+    }
+
+    /// The PEM of the CA that issued a TLS registry's certificate.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// The basic-auth credentials, if the registry requires them.
@@ -157,4 +192,22 @@ impl Registry {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// A CA and a server certificate for 127.0.0.1 and localhost it issued: (CA PEM, certificate
+/// PEM, key PEM).
+fn test_certificates() -> (String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "ARC test registry CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA certificate");
+    let key = rcgen::KeyPair::generate().expect("server key");
+    let params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .expect("server params");
+    let cert = params.signed_by(&key, &ca).expect("server certificate");
+    (ca.pem(), cert.pem(), key.serialize_pem())
 }

@@ -467,3 +467,54 @@ async fn deleting_an_order_stops_its_workers_and_removes_everything() {
     assert!(!secret_dir.exists(), "credentials directory removed");
     env.stop_controllers().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_wait_for_ready_returns_once_the_order_succeeded() {
+    let Some(kubectl) =
+        arc_tests::tools::require("kubectl", "kubectl wait --for=condition=Ready on an Order")
+    else {
+        return;
+    };
+    let mut env = Env::start().await;
+    standard_world(&env).await;
+    env.start_local();
+    env.order(
+        "waited",
+        vec![artifact(json!({"image": "a", "testMode": "sleep:700"}))],
+        None,
+    )
+    .await;
+    let kubeconfig = env.server.kubeconfig_path().to_path_buf();
+    let cache = tempfile::tempdir().expect("cache dir");
+    let cache_path = cache.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(kubectl)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("--cache-dir")
+            .arg(&cache_path)
+            .args([
+                "wait",
+                "--for=condition=Ready",
+                "order/waited",
+                "--timeout=60s",
+            ])
+            .output()
+            .expect("run kubectl")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "kubectl wait failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("waited condition met"), "{stdout}");
+    let ready = env.ready("waited").await.expect("Ready condition");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("True", "Succeeded")
+    );
+    env.stop_controllers().await;
+}

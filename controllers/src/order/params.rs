@@ -7,6 +7,13 @@
 //! Values are strings: JSON strings as they are, booleans as `true`/`false`, numbers in their
 //! JSON form (`30`, `1.5`, `10000000`), `null` as the empty string. Elements of lists that are
 //! objects or lists are flattened further (`spec.files[0].path` → `specFiles0Path`).
+//!
+//! Where the Go original differs, ARC follows its documented convention instead of the
+//! accident: the original appends nested keys uncapitalized (`spec.a.b` → `specaB`), prints
+//! numbers with Go's `%v` (`10000000` → `1e+07`) and list elements that are objects as Go maps
+//! (`map[path:a]`). For the flat specs every shipped template uses (`image`, `override`,
+//! `path`, …) the names and values are identical. Two fields that would flatten to the same
+//! name are an error rather than one silently overwriting the other.
 
 use std::collections::BTreeMap;
 

@@ -537,6 +537,15 @@ async fn follows_file_events_renames_editor_files_and_symlinked_directories() {
     let report = handle.resync(None).await.unwrap();
     assert!(report.is_clean(), "{report:#?}");
     assert_eq!(SyncReport::read_from(&status_file).unwrap().objects, 1);
+
+    // Idle: reading files must not make the syncer chase its own reads (no further passes).
+    let mut reports = handle.reports();
+    reports.mark_unchanged();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !reports.has_changed().unwrap(),
+        "the syncer keeps running passes while nothing changes"
+    );
     cancel.cancel();
     task.await.unwrap();
 }

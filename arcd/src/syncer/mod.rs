@@ -11,7 +11,7 @@
 //!   stay as they are.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use notify::RecursiveMode;
@@ -446,6 +446,19 @@ fn merge(a: Option<Scope>, b: Option<Scope>) -> Option<Scope> {
     }
 }
 
+/// Whether an event may mean changed content. Opening and reading a file are events too — and
+/// the syncer reads the files it is told about, so passing those on would make it chase its own
+/// reads forever.
+fn is_change(kind: &notify::EventKind) -> bool {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode};
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
 /// The file watcher: a debounced recursive inotify watch on every resource directory that exists.
 struct Watcher {
     _debouncer: Option<
@@ -466,7 +479,13 @@ impl Watcher {
                     if events.iter().any(|e| e.need_rescan()) {
                         Hint::Rescan
                     } else {
-                        Hint::Paths(events.into_iter().flat_map(|e| e.event.paths).collect())
+                        Hint::Paths(
+                            events
+                                .into_iter()
+                                .filter(|e| is_change(&e.event.kind))
+                                .flat_map(|e| e.event.paths)
+                                .collect(),
+                        )
                     }
                 }
                 Err(errors) => {
@@ -536,7 +555,25 @@ impl Watcher {
     }
 }
 
-/// Whether `path` lies under one of `directories`.
-pub fn is_under(directories: &[PathBuf], path: &Path) -> bool {
-    directories.iter().any(|dir| path.starts_with(dir))
+#[cfg(test)]
+mod tests {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind};
+
+    use super::is_change;
+
+    #[test]
+    fn reads_are_not_changes() {
+        assert!(!is_change(&EventKind::Access(AccessKind::Open(
+            AccessMode::Read
+        ))));
+        assert!(!is_change(&EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+        assert!(is_change(&EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
+        assert!(is_change(&EventKind::Create(CreateKind::File)));
+        assert!(is_change(&EventKind::Modify(ModifyKind::Any)));
+    }
 }

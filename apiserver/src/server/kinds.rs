@@ -120,9 +120,40 @@ pub(crate) fn generate_structural_schema<T: JsonSchema>() -> Value {
     schema
 }
 
+/// Joins the hard-wrapped lines of every `description` (doc comments wrap at ~100 columns;
+/// kubectl re-wraps text itself), keeping blank-line paragraph breaks.
+fn unwrap_descriptions(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            for (key, value) in map.iter_mut() {
+                match value {
+                    Value::String(text) if key == "description" => *text = unwrap_lines(text),
+                    _ => unwrap_descriptions(value),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(unwrap_descriptions),
+        _ => {}
+    }
+}
+
+fn unwrap_lines(text: &str) -> String {
+    text.split("\n\n")
+        .map(|paragraph| {
+            paragraph
+                .split('\n')
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
 /// Gives every root schema the same shape: no `$schema`/`title`, `metadata` as a plain object
 /// (its fields are known to the server itself), described `apiVersion` and `kind`.
 fn normalise_root(schema: &mut Value) {
+    unwrap_descriptions(schema);
     let Some(root) = schema.as_object_mut() else {
         return;
     };

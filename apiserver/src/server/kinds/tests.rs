@@ -135,7 +135,10 @@ fn arc_kinds_have_the_designed_names_scopes_and_subresources() {
 fn arc_schemas_are_the_crd_schemas_of_the_types() {
     fn spec_of<K: CustomResourceExt>() -> Value {
         let crd = serde_json::to_value(K::crd()).unwrap();
-        crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"].clone()
+        let mut spec =
+            crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"].clone();
+        unwrap_descriptions(&mut spec);
+        spec
     }
     let kinds = arc_kinds();
     assert_eq!(
@@ -167,6 +170,15 @@ fn arc_schemas_are_the_crd_schemas_of_the_types() {
             .get("status")
             .is_none()
     );
+    let ttl =
+        &order["properties"]["spec"]["properties"]["ttlSecondsAfterCompletion"]["description"];
+    assert!(
+        ttl.as_str()
+            .unwrap()
+            .contains("stays recorded in the Order's status"),
+        "{ttl}"
+    );
+    assert_eq!(unwrap_lines("a\n b\n\nc\nd"), "a b\n\nc d");
 }
 
 #[test]

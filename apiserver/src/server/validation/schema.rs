@@ -22,10 +22,15 @@ use crate::server::registry::ResourceKind;
 pub(super) fn object_meta_schema() -> &'static Value {
     static SCHEMA: OnceLock<Value> = OnceLock::new();
     SCHEMA.get_or_init(|| {
-        let mut schema = generate_structural_schema::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>();
+        let mut schema = generate_structural_schema::<
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+        >();
         // FieldsV1 is a free-form field set (`{"f:spec": {...}}`): keep it as it is.
-        if let Some(fields) = schema.pointer_mut("/properties/managedFields/items/properties/fieldsV1") {
-            *fields = serde_json::json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
+        if let Some(fields) =
+            schema.pointer_mut("/properties/managedFields/items/properties/fieldsV1")
+        {
+            *fields =
+                serde_json::json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
         }
         schema
     })

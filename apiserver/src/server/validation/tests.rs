@@ -415,3 +415,44 @@ fn defaults_fill_absent_fields() {
     apply_defaults(&k, &mut explicit);
     assert_eq!(explicit["spec"]["usage"], "PullOnly");
 }
+
+#[test]
+fn recorder_events_and_their_core_view_are_valid() {
+    use crate::server::kinds::{events::core_from_events_v1, events_k8s_io_kinds};
+    // What kube-runtime's Recorder creates (events.k8s.io/v1, no series on the first event).
+    let recorded = json!({
+        "apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {"name": "o1.1875a1b2c3d4e5f6", "namespace": "default"},
+        "action": "Reconcile", "reason": "Ready", "note": "all 3 artifacts moved", "type": "Normal",
+        "eventTime": "2026-01-02T03:04:05.123456Z",
+        "regarding": {"apiVersion": "arc.opendefense.cloud/v1alpha1", "kind": "Order", "name": "o1",
+                      "namespace": "default", "uid": "6f0c0000-0000-4000-8000-000000000000"},
+        "reportingController": "arc-order-controller", "reportingInstance": "arcd"
+    });
+    let events = events_k8s_io_kinds().remove(0);
+    assert_eq!(validate_object(&events, &recorded), vec![]);
+    assert!(unknown_fields(&events, &recorded).is_empty());
+    let core_view = core_from_events_v1(&recorded);
+    let core_kind = core("Event");
+    assert_eq!(validate_object(&core_kind, &core_view), vec![]);
+    assert!(unknown_fields(&core_kind, &core_view).is_empty());
+    let mut bad = recorded.clone();
+    bad["eventTime"] = json!("yesterday");
+    assert_eq!(validate_object(&events, &bad)[0].field, "eventTime");
+}
+
+#[test]
+fn managed_fields_and_opaque_metadata_survive_pruning() {
+    let k = arc("Order");
+    let mut o = order(json!({}));
+    o["metadata"]["managedFields"] = json!([{
+        "manager": "kubectl", "operation": "Apply", "apiVersion": "arc.opendefense.cloud/v1alpha1",
+        "time": "2026-11-23T23:54:08Z", "fieldsType": "FieldsV1",
+        "fieldsV1": {"f:metadata": {"f:labels": {"f:a": {}}}, "f:spec": {"f:artifacts": {}}}
+    }]);
+    o["metadata"]["ownerReferences"] = json!([{"apiVersion": "v1", "kind": "X", "name": "x", "uid": "u", "controller": true, "blockOwnerDeletion": true}]);
+    let before = o.clone();
+    assert_eq!(prune_unknown_fields(&k, &mut o), Vec::<String>::new());
+    assert_eq!(o, before);
+    assert_eq!(validate_object(&k, &o), vec![]);
+}

@@ -315,19 +315,20 @@ pub enum FieldValidation {
     Strict,
 }
 
+/// An unknown `fieldValidation` directive (the text of upstream's options validation error).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", FieldError::not_supported("fieldValidation", .0.as_str(), &["", "Ignore", "Warn", "Strict"]))]
+pub struct InvalidFieldValidation(pub String);
+
 impl FieldValidation {
     /// Parses the query parameter; absent or empty means [`FieldValidation::Warn`]. An unknown
     /// directive is the error upstream returns (a 422 on the request options).
-    pub fn parse(param: Option<&str>) -> Result<Self, FieldError> {
+    pub fn parse(param: Option<&str>) -> Result<Self, InvalidFieldValidation> {
         match param.unwrap_or("") {
             "" | "Warn" => Ok(Self::Warn),
             "Ignore" => Ok(Self::Ignore),
             "Strict" => Ok(Self::Strict),
-            other => Err(FieldError::not_supported(
-                "fieldValidation",
-                other,
-                &["", "Ignore", "Warn", "Strict"],
-            )),
+            other => Err(InvalidFieldValidation(other.to_string())),
         }
     }
 }

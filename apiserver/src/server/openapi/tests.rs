@@ -447,7 +447,7 @@ fn text(bytes: &[u8]) -> &str {
 }
 
 /// The `value` (field 2) of the `Named*` entry (field `number`) whose name (field 1) is `name`.
-fn named<'a>(msg: &'a [(u64, Vec<u8>)], number: u64, name: &str) -> Vec<(u64, Vec<u8>)> {
+fn named(msg: &[(u64, Vec<u8>)], number: u64, name: &str) -> Vec<(u64, Vec<u8>)> {
     field(msg, number)
         .into_iter()
         .map(decode)

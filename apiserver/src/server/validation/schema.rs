@@ -132,25 +132,25 @@ fn walk(schema: &Value, value: &Value, path: &str, at_root: bool, errs: &mut Vec
         }
         return;
     }
-    if let Some(expected) = s.get("type").and_then(Value::as_str) {
-        if !type_matches(expected, value) {
-            let t = type_name(value);
-            errs.push(FieldError::type_invalid(
-                path,
-                t,
-                format!("{path} in body must be of type {expected}: \"{t}\""),
-            ));
-            return;
-        }
+    if let Some(expected) = s.get("type").and_then(Value::as_str)
+        && !type_matches(expected, value)
+    {
+        let t = type_name(value);
+        errs.push(FieldError::type_invalid(
+            path,
+            t,
+            format!("{path} in body must be of type {expected}: \"{t}\""),
+        ));
+        return;
     }
-    if let Some(allowed) = s.get("enum").and_then(Value::as_array) {
-        if !allowed.contains(value) {
-            let names: Vec<String> = allowed
-                .iter()
-                .map(|a| a.as_str().map_or_else(|| a.to_string(), str::to_string))
-                .collect();
-            errs.push(FieldError::not_supported(path, value.clone(), &names));
-        }
+    if let Some(allowed) = s.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        let names: Vec<String> = allowed
+            .iter()
+            .map(|a| a.as_str().map_or_else(|| a.to_string(), str::to_string))
+            .collect();
+        errs.push(FieldError::not_supported(path, value.clone(), &names));
     }
     match value {
         Value::String(text) => check_string(s, text, path, errs),

@@ -145,33 +145,29 @@ async fn an_order_runs_to_ready_with_parameters_secrets_and_status() {
         0
     );
 
-    // Events tell the story on the Order and its workflows.
+    // Events tell the story on the Order and its workflows (published right after the status).
     let events: Api<Event> = Api::namespaced(env.client.clone(), NS);
-    let list = events
-        .list(&ListParams::default())
-        .await
-        .expect("events")
-        .items;
-    let reasons: BTreeSet<String> = list
-        .iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("mirror"))
-        .filter_map(|e| e.reason.clone())
-        .collect();
-    assert!(
-        reasons.contains("Created") && reasons.contains("Succeeded"),
-        "{reasons:?}"
-    );
-    let workflow_reasons: BTreeSet<String> = list
-        .iter()
-        .filter(|e| {
-            e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("ArtifactWorkflow")
-        })
-        .filter_map(|e| e.reason.clone())
-        .collect();
-    assert!(
-        workflow_reasons.contains("Started") && workflow_reasons.contains("Succeeded"),
-        "{workflow_reasons:?}"
-    );
+    let reasons_of = |list: &[Event], pick: &dyn Fn(&Event) -> bool| -> BTreeSet<String> {
+        list.iter()
+            .filter(|e| pick(e))
+            .filter_map(|e| e.reason.clone())
+            .collect()
+    };
+    let on_order =
+        |e: &Event| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("mirror");
+    let on_workflow = |e: &Event| {
+        e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("ArtifactWorkflow")
+    };
+    let want_order = BTreeSet::from(["Created".to_string(), "Succeeded".to_string()]);
+    let want_workflow = BTreeSet::from(["Started".to_string(), "Succeeded".to_string()]);
+    eventually("the Order's and workflows' events", CONVERGE, || async {
+        let list = events.list(&ListParams::default()).await.ok()?.items;
+        let order_reasons = reasons_of(&list, &on_order);
+        let workflow_reasons = reasons_of(&list, &on_workflow);
+        (order_reasons.is_superset(&want_order) && workflow_reasons.is_superset(&want_workflow))
+            .then_some(())
+    })
+    .await;
 
     // Settled: nothing more happens, the names stay.
     let before = names(&workflows);

@@ -276,21 +276,39 @@ async fn apply(order: &Order, ctx: &OrderContext) -> Result<Action, OrderError> 
     let new = serde_json::to_value(&plan.status).unwrap_or_default();
     let orders: Api<Order> = Api::namespaced(ctx.client.clone(), &ns);
     let rv = order.resource_version();
-    if let Some(patch) = status_patch(rv.as_deref(), &old, &new, !plan.create.is_empty()) {
-        match orders
-            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if is_conflict(&e) => return Ok(Action::requeue(CONFLICT_RETRY)),
-            Err(source) => {
-                return Err(OrderError::Status {
-                    namespace: ns,
-                    name,
-                    source,
-                });
+    match status_patch(rv.as_deref(), &old, &new, false) {
+        Some(patch) => {
+            match orders
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if is_conflict(&e) => return Ok(Action::requeue(CONFLICT_RETRY)),
+                Err(source) => {
+                    return Err(OrderError::Status {
+                        namespace: ns,
+                        name,
+                        source,
+                    });
+                }
             }
         }
+        // Nothing to write, but something to create: make sure the status it was planned from
+        // is current (a read, so a failing create cannot turn into a write-watch loop).
+        None if !plan.create.is_empty() => {
+            let current = orders
+                .get_opt(&name)
+                .await
+                .map_err(|source| OrderError::Status {
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                    source,
+                })?;
+            if current.and_then(|o| o.resource_version()) != rv {
+                return Ok(Action::requeue(CONFLICT_RETRY));
+            }
+        }
+        None => {}
     }
 
     let workflows: Api<ArtifactWorkflow> = Api::namespaced(ctx.client.clone(), &ns);

@@ -7,15 +7,16 @@
 //! | `arc_artifactworkflow_completions_total` | counter | `result` | [`crate::census`] (phase transitions it sees) |
 //! | `arc_artifactworkflow_duration_seconds` | histogram | | [`crate::census`] (`completionTime - startTime`) |
 //! | `arc_bytes_transferred_total` | counter | | [`crate::census`] (`status.bytesTransferred` of completed workflows) |
-//! | `arc_reconcile_errors_total` | counter | `reason` | the controllers, through [`Metrics::reconcile_errors`] |
+//! | `arc_reconcile_errors_total` | counter | `reason` | [`crate::daemon::census`], from the controllers' counters (`controllers::stats`) |
 //! | `arc_sync_errors` | gauge | `file` | the file syncer: problems per resource file |
 //! | `arc_sync_objects` | gauge | | the file syncer: objects applied from files |
 //! | `arc_sync_last_success_timestamp_seconds` | gauge | | the file syncer |
 //!
 //! Everything derivable from the API objects is derived by watching them, so the figures are the
-//! same whichever executor runs the workflows. The controllers record what only they know —
-//! reconcile errors — into [`ReconcileErrors`], a handle made only of `prometheus-client` and std
-//! types so the controllers crate can take it without depending on `arcd`.
+//! same whichever executor runs the workflows. What only the controllers know — failed
+//! reconciles — comes from their process-wide counters. [`ReconcileErrors`] is also a handle
+//! made only of `prometheus-client` and std types, so the controllers crate could record finer
+//! reasons into it directly without depending on `arcd`.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;

@@ -406,6 +406,9 @@ fn parse_object(
     if !problems.is_empty() {
         return Err(problems);
     }
+    // Only the positions are needed from here on; the content lives on in `manifest`.
+    let mut document = document;
+    document.value = Value::Null;
     Ok(FileObject {
         key: ObjectKey {
             kind,

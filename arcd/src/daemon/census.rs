@@ -156,6 +156,7 @@ async fn run(
     let mut pending_orders: Option<HashMap<String, OrderSummary>> = None;
     let mut workflow_phases: HashMap<String, WorkflowPhase> = HashMap::new();
     let mut dirty = true;
+    let mut reconcile_errors_seen = controllers::stats::Stats::default();
     let mut refresh = tokio::time::interval(Duration::from_millis(REFRESH_MILLIS));
     loop {
         tokio::select! {
@@ -213,6 +214,7 @@ async fn run(
                 None => return,
             },
             _ = refresh.tick() => {
+                record_reconcile_errors(&metrics, &mut reconcile_errors_seen);
                 if dirty {
                     let new_counts = publish(&metrics, &order_summaries);
                     if let Ok(mut counts) = counts.lock() {
@@ -223,6 +225,21 @@ async fn run(
             }
         }
     }
+}
+
+/// Moves the controllers' failed-reconcile counts into `arc_reconcile_errors_total`, labelled by
+/// the controller that failed (`reason="OrderReconcileFailed"` or `"WorkflowReconcileFailed"`).
+fn record_reconcile_errors(metrics: &Metrics, seen: &mut controllers::stats::Stats) {
+    let now = controllers::stats::snapshot();
+    let orders = now.order_errors.saturating_sub(seen.order_errors);
+    let workflows = now.workflow_errors.saturating_sub(seen.workflow_errors);
+    if orders > 0 {
+        metrics.reconcile_errors.get_or_create(&label("reason", "OrderReconcileFailed")).inc_by(orders);
+    }
+    if workflows > 0 {
+        metrics.reconcile_errors.get_or_create(&label("reason", "WorkflowReconcileFailed")).inc_by(workflows);
+    }
+    *seen = now;
 }
 
 fn order_key(order: &Order) -> String {

@@ -12,7 +12,7 @@
 //! left alone. `status` is never sent. Deletes check the label and source annotation on the live
 //! object and carry its `resourceVersion` as a precondition.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
@@ -256,22 +256,52 @@ impl Applier {
                 ))
             })
             .collect();
-        self.apply(plan, Some(&live)).await
+        self.apply(plan, Some(&live), None).await
     }
 
     /// Applies the plan against what this applier remembers having applied (after file events).
-    pub async fn sync_incremental(&mut self, plan: &Plan) -> Result<ApplyOutcome, ApiUnavailable> {
-        self.apply(plan, None).await
+    /// With `touched`, only objects of those files (as they were and as they are) and objects
+    /// not applied yet (earlier failures) are looked at, so a pass costs what changed, not what
+    /// exists.
+    pub async fn sync_incremental(
+        &mut self,
+        plan: &Plan,
+        touched: Option<&HashSet<PathBuf>>,
+    ) -> Result<ApplyOutcome, ApiUnavailable> {
+        let scope = touched.map(|touched| {
+            let mut keys: HashSet<ObjectKey> = plan
+                .desired
+                .iter()
+                .filter(|(key, (source, _))| {
+                    touched.contains(source) || !self.applied.contains_key(*key)
+                })
+                .map(|(key, _)| key.clone())
+                .collect();
+            keys.extend(
+                self.applied
+                    .iter()
+                    .filter(|(_, applied)| touched.contains(&applied.source))
+                    .map(|(key, _)| key.clone()),
+            );
+            keys
+        });
+        self.apply(plan, None, scope.as_ref()).await
     }
 
     async fn apply(
         &mut self,
         plan: &Plan,
         live: Option<&HashMap<ObjectKey, Value>>,
+        scope: Option<&HashSet<ObjectKey>>,
     ) -> Result<ApplyOutcome, ApiUnavailable> {
         let mut outcome = ApplyOutcome::default();
+        let in_scope = |key: &ObjectKey| scope.is_none_or(|keys| keys.contains(key));
         // Creates and updates, namespaces and secrets first (BTreeMap order is KINDS order).
         for (key, (source, object)) in &plan.desired {
+            if !in_scope(key) {
+                outcome.unchanged += 1;
+                continue;
+            }
             let target = target_manifest(object, source);
             let result = match live {
                 Some(live) => self.converge_live(key, &target, live.get(key)).await,
@@ -314,7 +344,8 @@ impl Applier {
             .applied
             .iter()
             .filter(|(key, applied)| {
-                !plan.desired.contains_key(*key)
+                in_scope(key)
+                    && !plan.desired.contains_key(*key)
                     && !plan.conflicts.contains_key(*key)
                     && !plan.is_protected(&applied.source)
             })

@@ -23,7 +23,7 @@ pub struct FileEntry {
     pub problems: Vec<Diagnostic>,
     /// The objects of the last valid version read (the current one when `problems` is empty).
     /// Empty when no valid version has been read since the daemon started.
-    pub objects: Arc<Vec<FileObject>>,
+    pub objects: Vec<Arc<FileObject>>,
 }
 
 impl FileEntry {
@@ -87,10 +87,10 @@ impl FileTable {
         let previous = self
             .files
             .get(path)
-            .map(|e| Arc::clone(&e.objects))
+            .map(|e| e.objects.clone())
             .unwrap_or_default();
         let (problems, objects) = match read_file(path, &metadata, default_namespace) {
-            Ok(objects) => (Vec::new(), Arc::new(objects)),
+            Ok(objects) => (Vec::new(), objects.into_iter().map(Arc::new).collect()),
             Err(problems) => (problems, previous),
         };
         self.files.insert(
@@ -145,7 +145,7 @@ impl FileTable {
 
     /// Combines all files into the plan of what the API server should hold.
     pub fn plan(&self) -> Plan {
-        let mut claims: BTreeMap<ObjectKey, Vec<(&PathBuf, &FileObject)>> = BTreeMap::new();
+        let mut claims: BTreeMap<ObjectKey, Vec<(&PathBuf, &Arc<FileObject>)>> = BTreeMap::new();
         for (path, entry) in &self.files {
             for object in entry.objects.iter() {
                 claims
@@ -171,7 +171,7 @@ impl FileTable {
         for (key, claimants) in claims {
             if let [(path, object)] = claimants.as_slice() {
                 plan.desired
-                    .insert(key, ((*path).clone(), (*object).clone()));
+                    .insert(key, ((*path).clone(), Arc::clone(object)));
                 continue;
             }
             let paths: Vec<&PathBuf> = claimants.iter().map(|(p, _)| *p).collect();
@@ -235,7 +235,7 @@ fn read_file(
 #[derive(Debug, Default)]
 pub struct Plan {
     /// Every object exactly one file defines, with that file.
-    pub desired: BTreeMap<ObjectKey, (PathBuf, FileObject)>,
+    pub desired: BTreeMap<ObjectKey, (PathBuf, Arc<FileObject>)>,
     /// Objects defined by several files, with those files: none of the definitions is applied,
     /// and the object is left as it is.
     pub conflicts: BTreeMap<ObjectKey, Vec<PathBuf>>,

@@ -10,7 +10,7 @@
 //! - An invalid or unreadable file never deletes anything: the objects of its last good version
 //!   stay as they are.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -162,18 +162,19 @@ impl Syncer {
     pub async fn sync(&mut self, scope: Scope) -> Result<SyncReport, (SyncReport, ApiUnavailable)> {
         let started = Instant::now();
         let full = matches!(scope, Scope::Full);
+        let mut touched = None;
         match &scope {
             Scope::Full => {
                 self.table
                     .full_refresh(&self.settings.directories, &self.settings.default_namespace);
             }
-            Scope::Paths(paths) => self.refresh_paths(paths),
+            Scope::Paths(paths) => touched = self.refresh_paths(paths),
         }
         let plan = self.table.plan();
         let result = if full {
             self.applier.sync_full(&plan).await
         } else {
-            self.applier.sync_incremental(&plan).await
+            self.applier.sync_incremental(&plan, touched.as_ref()).await
         };
 
         let mut errors: Vec<Diagnostic> = Vec::new();
@@ -220,8 +221,11 @@ impl Syncer {
         }
     }
 
-    fn refresh_paths(&mut self, paths: &BTreeSet<PathBuf>) {
-        let mut needs_walk = false;
+    /// Re-reads the hinted files. Returns the paths looked at, or `None` when a directory
+    /// changed and everything was walked again.
+    fn refresh_paths(&mut self, paths: &BTreeSet<PathBuf>) -> Option<HashSet<PathBuf>> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let mut touched = HashSet::new();
         for path in paths {
             let Some(root) = self
                 .settings
@@ -231,25 +235,26 @@ impl Syncer {
             else {
                 continue;
             };
-            if path.is_dir()
-                || self
-                    .table
-                    .files()
-                    .keys()
-                    .any(|known| known.starts_with(path) && known != path)
-            {
-                needs_walk = true; // A directory appeared, vanished or was renamed.
-                continue;
+            // Paths sort component-wise, so files below `path` come right after it.
+            let has_known_children = self
+                .table
+                .files()
+                .range::<std::path::Path, _>((Excluded(path.as_path()), Unbounded))
+                .next()
+                .is_some_and(|(known, _)| known.starts_with(path));
+            if path.is_dir() || has_known_children {
+                // A directory appeared, vanished or was renamed.
+                self.table
+                    .full_refresh(&self.settings.directories, &self.settings.default_namespace);
+                return None;
             }
             if scan::is_resource_path(root, path) {
                 self.table
                     .refresh_file(path, &self.settings.default_namespace, true);
+                touched.insert(path.clone());
             }
         }
-        if needs_walk {
-            self.table
-                .full_refresh(&self.settings.directories, &self.settings.default_namespace);
-        }
+        Some(touched)
     }
 
     /// Logs what changed, updates metrics and the status file.

@@ -97,10 +97,22 @@ pub enum BodyFormat {
     JsonPatch,
     /// Server-side apply (YAML or JSON body).
     ApplyPatch,
+    /// Kubernetes protobuf (core Secrets and Namespaces only, as kubectl ≥ 1.33 sends them).
+    Protobuf,
 }
 
 /// Classifies the `Content-Type` of a create/update (`patch = false`) or patch request.
 pub fn body_format(headers: &HeaderMap, patch: bool) -> Result<BodyFormat, ApiError> {
+    body_format_for(headers, patch, false)
+}
+
+/// [`body_format`] for a kind that may be in the core group.
+///
+/// Strategic merge patch is refused with 415 for ARC kinds (clients then fall back to merge
+/// patches). For the core kinds the embedded server serves (Secrets, Namespaces, Events) kubectl
+/// always sends strategic merge patches, whatever the OpenAPI says; their fields have no merge
+/// keys that behave differently from a JSON merge patch, so `core_kind` accepts them as one.
+pub fn body_format_for(headers: &HeaderMap, patch: bool, core_kind: bool) -> Result<BodyFormat, ApiError> {
     let raw = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -113,6 +125,7 @@ pub fn body_format(headers: &HeaderMap, patch: bool) -> Result<BodyFormat, ApiEr
         .to_ascii_lowercase();
     if patch {
         return match media.as_str() {
+            "application/strategic-merge-patch+json" if core_kind => Ok(BodyFormat::MergePatch),
             "application/merge-patch+json" => Ok(BodyFormat::MergePatch),
             "application/json-patch+json" => Ok(BodyFormat::JsonPatch),
             "application/apply-patch+yaml" => Ok(BodyFormat::ApplyPatch),
@@ -126,6 +139,7 @@ application/json-patch+json, application/merge-patch+json, application/apply-pat
     match media.as_str() {
         "" | "application/json" => Ok(BodyFormat::Json),
         "application/yaml" => Ok(BodyFormat::Yaml),
+        "application/vnd.kubernetes.protobuf" if core_kind => Ok(BodyFormat::Protobuf),
         _ => Err(ApiError::UnsupportedMediaType(
             "the body of the request was in an unknown format - accepted media types include: \
 application/json, application/yaml"

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::Ctx;
 use crate::server::errors::{ApiError, Cause};
-use crate::server::validation::{FieldValidation, apply_field_validation, check_object};
+use crate::server::validation::{FieldValidation, apply_defaults, apply_field_validation, check_object};
 
 /// Whether the write is a patch (strict-decoding errors then are 422 on field `patch`, as upstream).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +45,7 @@ pub(crate) fn admit(
             });
         }
     };
+    apply_defaults(ctx.kind, object);
     check_object(ctx.kind, object).map_err(|invalid| ApiError::Invalid {
         subject: ctx.subject(&invalid.name),
         causes: invalid

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::admit::{WriteKind, admit};
 use super::{Ctx, decode_object, single_response};
 use crate::server::errors::ApiError;
-use crate::server::negotiate::body_format;
+use crate::server::negotiate::body_format_for;
 use crate::server::object::{
     decode, encode, from_stored, metadata_mut, name_of, namespace_of, new_uid, normalize,
     now_rfc3339, owned_fields, record_manager, set_resource_version, storage_key,
@@ -157,7 +157,7 @@ pub(crate) fn prepare_new(kind: &ResourceKind, object: &mut Value, manager: &str
 
 /// POST handler.
 pub(super) async fn create(ctx: &Ctx<'_>, body: Bytes) -> Result<Response, ApiError> {
-    let format = body_format(&ctx.headers, false)?;
+    let format = body_format_for(&ctx.headers, false, ctx.kind.group.is_empty())?;
     let validation = super::admit::field_validation(ctx)?;
     let dry_run = ctx.query.dry_run()?;
     let mut object = decode_object(&body, format)?;

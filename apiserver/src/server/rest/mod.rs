@@ -141,6 +141,9 @@ pub(crate) fn decode_object(bytes: &[u8], format: BodyFormat) -> Result<Value, A
                     .map_err(|e| ApiError::BadRequest(format!("error decoding YAML body: {e}")))?
             }
         }
+        BodyFormat::Protobuf => {
+            super::protobuf::decode(bytes).map_err(|e| ApiError::BadRequest(e.to_string()))?
+        }
         _ => serde_json::from_slice(bytes)
             .map_err(|e| ApiError::BadRequest(format!("error decoding JSON body: {e}")))?,
     };

@@ -13,7 +13,7 @@ use super::read::load;
 use super::update::{UpdateFailure, UpdateRequest, apply_update};
 use super::{Ctx, decode_object, single_response};
 use crate::server::errors::ApiError;
-use crate::server::negotiate::{BodyFormat, body_format};
+use crate::server::negotiate::{BodyFormat, body_format_for};
 use crate::server::object::{meta_str, name_of};
 use crate::server::validation::FieldValidation;
 
@@ -54,7 +54,7 @@ pub(crate) fn json_patch_apply(target: &mut Value, operations: &[Value]) -> Resu
 
 /// PATCH handler (main resource or `/status`).
 pub(super) async fn patch(ctx: &Ctx<'_>, body: Bytes) -> Result<Response, ApiError> {
-    let format = body_format(&ctx.headers, true)?;
+    let format = body_format_for(&ctx.headers, true, ctx.kind.group.is_empty())?;
     let name = ctx.target.name.clone().unwrap_or_default();
     let force = ctx.query.optional_flag("force")?;
     let manager = ctx.query.non_empty("fieldManager");

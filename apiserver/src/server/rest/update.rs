@@ -11,7 +11,7 @@ use super::create::{check_namespace, check_type};
 use super::read::load;
 use super::{Ctx, decode_object, single_response};
 use crate::server::errors::ApiError;
-use crate::server::negotiate::body_format;
+use crate::server::negotiate::body_format_for;
 use crate::server::object::{
     encode, finalizers_of, generation_of, is_terminating, meta_str, metadata_mut, name_of,
     normalize, owned_fields, record_manager, same_stored_form, set_resource_version, spec_changed,
@@ -189,7 +189,7 @@ pub(crate) async fn apply_update(
 
 /// PUT handler (main resource or `/status`).
 pub(super) async fn update(ctx: &Ctx<'_>, body: Bytes) -> Result<Response, ApiError> {
-    let format = body_format(&ctx.headers, false)?;
+    let format = body_format_for(&ctx.headers, false, ctx.kind.group.is_empty())?;
     let options = UpdateRequest {
         status_only: ctx.target.subresource.is_some(),
         validation: super::admit::field_validation(ctx)?,

@@ -45,3 +45,9 @@ if ! helm version 2>/dev/null | grep -q 'Version:"v4'; then
   rm -rf "$helm_tmp"
   helm version
 fi
+
+# --- openapi-spec-validator (PyPI), an independent check of the served OpenAPI documents ------
+if ! command -v openapi-spec-validator >/dev/null; then
+  command -v pip3 >/dev/null || { $SUDO apt-get update -qq; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-pip >/dev/null; }
+  pip3 install --quiet openapi-spec-validator 2>/dev/null || pip3 install --quiet --break-system-packages openapi-spec-validator
+fi

@@ -16,6 +16,11 @@ work="${ARC_QUICKSTART_DIR:-$(mktemp -d /tmp/arc-quickstart.XXXXXX)}"
 api_port="${ARC_QUICKSTART_API_PORT:-16443}"
 health_port="${ARC_QUICKSTART_HEALTH_PORT:-19464}"
 
+if ! command -v protoc >/dev/null; then
+    echo "==> installing protobuf-compiler (needed to build the etcd client)"
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends protobuf-compiler libprotobuf-dev >/dev/null
+fi
 echo "==> building arcd"
 (cd "$repo" && cargo build -q -p arcd)
 arcd="${CARGO_TARGET_DIR:-$repo/target}/debug/arcd"

@@ -35,6 +35,8 @@ use secrets::SecretData;
 
 /// How soon to look again while a Secret a workflow needs is missing.
 const SECRET_RETRY: Duration = Duration::from_secs(10);
+/// How long `sync` waits for a just-started worker to finish before reporting it running.
+const QUICK_FINISH_WAIT: Duration = Duration::from_millis(100);
 /// How long a cleanup waits for a killed worker to be reaped.
 const CLEANUP_WAIT: Duration = Duration::from_secs(30);
 
@@ -51,6 +53,7 @@ struct Job {
     progress: Arc<Mutex<Progress>>,
     cancel: CancellationToken,
     handle: Mutex<Option<JoinHandle<()>>>,
+    finished: tokio::sync::watch::Sender<bool>,
 }
 
 impl Job {
@@ -263,6 +266,7 @@ impl Executor for LocalExecutor {
             progress: Arc::new(Mutex::new(Progress::default())),
             cancel: self.shutdown.child_token(),
             handle: Mutex::new(None),
+            finished: tokio::sync::watch::Sender::new(false),
         });
         let run = WorkerRun {
             exe: self.settings.worker_exe.clone(),
@@ -313,13 +317,20 @@ impl Executor for LocalExecutor {
                     s.message = outcome.message;
                     s.end = Some(whole_seconds(Timestamp::now()));
                 }
+                task_job.finished.send_replace(true);
                 let _ = wake.unbounded_send(wake_ref);
             }
         });
         *job.handle.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
-        let report = job.report();
-        self.jobs().insert(uid, job);
-        Ok(report)
+        let started_now = job.state().phase == WorkflowPhase::Running;
+        self.jobs().insert(uid, job.clone());
+        if started_now {
+            // A worker that is done at once is reported once, as finished, instead of a
+            // `Running` write followed by the final one.
+            let mut finished = job.finished.subscribe();
+            let _ = tokio::time::timeout(QUICK_FINISH_WAIT, finished.wait_for(|done| *done)).await;
+        }
+        Ok(job.report())
     }
 
     async fn release(&self, workflow: &ArtifactWorkflow) {

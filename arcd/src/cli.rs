@@ -46,9 +46,16 @@ pub fn parse() -> Result<Cli, ExitCode> {
             Err(if error.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS })
         }
         Err(error) => {
+            // clap's message up to its usage hint, folded onto one line.
             let rendered = error.to_string();
-            let first = rendered.lines().next().unwrap_or("invalid arguments");
-            eprintln!("arcd: {}", first.strip_prefix("error: ").unwrap_or(first));
+            let message: Vec<&str> = rendered
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .filter(|l| !l.is_empty())
+                .collect();
+            let message = message.join(" ");
+            eprintln!("arcd: {}", message.strip_prefix("error: ").unwrap_or(&message));
             Err(ExitCode::from(2))
         }
     }

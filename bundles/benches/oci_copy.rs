@@ -10,7 +10,8 @@
 //! (`VmHWM`). Both tools copy digest-exactly (skopeo with `--preserve-digests`).
 //!
 //! Run: `cargo bench -p bundles --bench oci_copy` (needs docker-registry and skopeo).
-//! `ARC_BENCH_IMAGE_MIB` and `ARC_BENCH_BIG_LAYER_MIB` shrink the images for a quick run.
+//! `ARC_BENCH_IMAGE_MIB` and `ARC_BENCH_BIG_LAYER_MIB` shrink the images for a quick run;
+//! `ARC_BENCH_BLOB_CONCURRENCY` overrides the engine's blob concurrency (and per-host limit).
 
 use std::path::Path;
 use std::process::Command;
@@ -81,13 +82,17 @@ fn main() {
     );
 
     let mut ours_cold = Vec::new();
+    let mut ours_cpu = Vec::new();
+    let mut skopeo_cpu = Vec::new();
     let mut skopeo_cold = Vec::new();
     let mut ours_rss = 0;
     let mut warm_ours = Duration::ZERO;
     let mut warm_skopeo = Duration::ZERO;
     for round in 0..COLD_ROUNDS {
         let dst = Registry::start(&registry_bin);
+        let cpu_before = children_cpu();
         let (t, rss) = run_child(&src.url(), "bench/app", &dst.url(), "bench/app", "1.0");
+        ours_cpu.push(children_cpu() - cpu_before);
         check_digest(&skopeo_bin, &dst, "bench/app", &seed.index_digest);
         ours_cold.push(t);
         ours_rss = ours_rss.max(rss);
@@ -100,7 +105,9 @@ fn main() {
         let dst = Registry::start(&registry_bin);
         let target = format!("docker://{}/bench/app:1.0", dst.host());
         let source = format!("docker://{}/bench/app:1.0", src.host());
+        let cpu_before = children_cpu();
         let t = timed(|| skopeo::copy_all(&skopeo_bin, &source, &target, &[]));
+        skopeo_cpu.push(children_cpu() - cpu_before);
         check_digest(&skopeo_bin, &dst, "bench/app", &seed.index_digest);
         skopeo_cold.push(t);
         if round == 0 {
@@ -119,6 +126,11 @@ fn main() {
         "cold, skopeo:  {} (best of {COLD_ROUNDS}), {:.0} MiB/s",
         fmt(&skopeo_cold),
         mib_per_s(seed.layer_bytes(), theirs)
+    );
+    println!(
+        "cold, CPU time of the copying process: ours {}, skopeo {}",
+        fmt(&ours_cpu),
+        fmt(&skopeo_cpu)
     );
     println!(
         "cold ratio ours/skopeo: {:.2} (target <= 0.70)",
@@ -163,6 +175,24 @@ fn main() {
         rss as f64 / 1024.0
     );
     println!("load average after: {}", load_average());
+}
+
+/// CPU time (user + system) of the children this process has waited for, from
+/// `/proc/self/stat` (`cutime`, `cstime`, in clock ticks of 1/100 s).
+fn children_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // After the command name: state is field 3, cutime 16 and cstime 17 (1-based).
+    let ticks = |i: usize| {
+        fields
+            .get(i - 3)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Duration::from_millis((ticks(16) + ticks(17)) * 10)
 }
 
 fn timed(f: impl FnOnce()) -> Duration {
@@ -228,6 +258,9 @@ fn run_child(src: &str, src_repo: &str, dst: &str, dst_repo: &str, tag: &str) ->
         "child copy failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+    if std::env::var_os("ARC_BENCH_VERBOSE").is_some() {
+        eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    }
     let rss = String::from_utf8_lossy(&output.stdout)
         .lines()
         .find_map(|l| {
@@ -285,4 +318,14 @@ fn child() {
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
     println!("peak_rss_kib={hwm}");
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    eprintln!(
+        "child cpu: user {}0 ms, system {}0 ms",
+        fields.get(11).unwrap_or(&"?"),
+        fields.get(12).unwrap_or(&"?")
+    );
 }

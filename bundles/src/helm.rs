@@ -419,13 +419,28 @@ pub fn chart_config(archive: &Path, name: &str, version: &str) -> Result<Bytes> 
     let object = meta
         .as_object_mut()
         .ok_or_else(|| bad("Chart.yaml is not a mapping".into()))?;
-    // YAML may read `version: 1.10` as a number; Helm's metadata fields are strings.
-    for key in ["name", "version", "appVersion", "apiVersion", "kubeVersion"] {
-        if let Some(value) = object.get_mut(key)
-            && !value.is_string()
-            && !value.is_null()
-        {
-            *value = serde_json::Value::String(value.to_string());
+    // YAML reads `version: 1.10` as a number; Helm's metadata fields are strings, read as
+    // written.
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct StringFields {
+        name: Option<String>,
+        version: Option<String>,
+        app_version: Option<String>,
+        api_version: Option<String>,
+        kube_version: Option<String>,
+    }
+    let strings: StringFields =
+        serde_saphyr::from_str(&text).map_err(|e| bad(format!("Chart.yaml: {e}")))?;
+    for (key, value) in [
+        ("name", strings.name),
+        ("version", strings.version),
+        ("appVersion", strings.app_version),
+        ("apiVersion", strings.api_version),
+        ("kubeVersion", strings.kube_version),
+    ] {
+        if let Some(value) = value {
+            object.insert(key.to_string(), serde_json::Value::String(value));
         }
     }
     let found_name = object
@@ -446,4 +461,64 @@ pub fn chart_config(archive: &Path, name: &str, version: &str) -> Result<Bytes> 
     serde_json::to_vec(&meta)
         .map(Bytes::from)
         .map_err(|e| bad(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn archive(dir: &Path, chart_yaml: &str) -> PathBuf {
+        let path = dir.join("chart.tgz");
+        let file = std::fs::File::create(&path).unwrap();
+        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+            file,
+            flate2::Compression::default(),
+        ));
+        for (name, body) in [
+            ("mychart/Chart.yaml", chart_yaml),
+            ("mychart/values.yaml", "a: 1\n"),
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(body.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder
+                .append_data(&mut header, name, body.as_bytes())
+                .unwrap();
+        }
+        builder.into_inner().unwrap().finish().unwrap();
+        path
+    }
+
+    #[test]
+    fn chart_metadata_keeps_versions_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = archive(
+            dir.path(),
+            "apiVersion: v2\nname: mychart\nversion: 1.10\nappVersion: 2.0\ndescription: demo\nkeywords: [a, b]\n",
+        );
+        let config: serde_json::Value =
+            serde_json::from_slice(&chart_config(&path, "mychart", "1.10").unwrap()).unwrap();
+        assert_eq!(config["version"], "1.10");
+        assert_eq!(config["appVersion"], "2.0");
+        assert_eq!(config["keywords"][1], "b");
+        let error = chart_config(&path, "mychart", "1.1").unwrap_err();
+        assert!(
+            error.to_string().contains("holds chart mychart 1.10"),
+            "{error}"
+        );
+        assert_eq!(chart_tag("1.0.0+build.5"), "1.0.0_build.5");
+    }
+
+    #[test]
+    fn not_a_chart_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("x.tgz"), b"not gzip").unwrap();
+        assert_eq!(
+            chart_config(&dir.path().join("x.tgz"), "a", "1")
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Unsupported
+        );
+    }
 }

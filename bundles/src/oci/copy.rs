@@ -509,3 +509,40 @@ where
             }
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn host_limits_bound_each_host_separately() {
+        let limits = HostLimits::new(2);
+        let a = Some("a:5000".to_string());
+        let b = Some("b:5000".to_string());
+        let first = limits.acquire(&[a.clone(), b.clone()]).await;
+        let second = limits.acquire(&[a.clone(), None]).await;
+        assert_eq!((first.len(), second.len()), (2, 1));
+        // Host a is full: a third transfer touching it waits, one touching only b does not.
+        let blocked = tokio::time::timeout(
+            Duration::from_millis(50),
+            limits.acquire(&[b.clone(), a.clone()]),
+        )
+        .await;
+        assert!(blocked.is_err(), "a third slot of host a was granted");
+        let other = tokio::time::timeout(
+            Duration::from_millis(50),
+            limits.acquire(&[b.clone(), b.clone()]),
+        )
+        .await;
+        assert_eq!(
+            other.expect("host b has room").len(),
+            1,
+            "one slot per distinct host"
+        );
+        drop(second);
+        let granted =
+            tokio::time::timeout(Duration::from_millis(50), limits.acquire(&[a, None])).await;
+        assert!(granted.is_ok(), "a freed slot is granted");
+    }
+}

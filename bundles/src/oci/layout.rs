@@ -422,3 +422,101 @@ async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         .await
         .map_err(|e| io_error("cannot rename into", path, e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    fn stream_of(bytes: &'static [u8], offset: u64) -> ByteStream {
+        let chunks: Vec<Result<Bytes>> = bytes[offset as usize..]
+            .chunks(7)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        Box::pin(futures::stream::iter(chunks))
+    }
+
+    #[tokio::test]
+    async fn a_partial_blob_is_resumed_and_verified() {
+        static DATA: &[u8] = b"the quick brown fox jumps over the lazy dog, twice over";
+        let dir = tempfile::tempdir().unwrap();
+        let layout = OciLayout::new(dir.path().join("l"));
+        layout.init().await.unwrap();
+        let desc = Descriptor::for_bytes("application/octet-stream", DATA);
+        // An earlier run left the first 20 bytes.
+        std::fs::create_dir_all(dir.path().join("l/.partial")).unwrap();
+        std::fs::write(layout.partial_path(&desc.digest), &DATA[..20]).unwrap();
+        let offsets = Mutex::new(Vec::new());
+        let written = std::sync::atomic::AtomicU64::new(0);
+        layout
+            .write_blob(
+                &desc,
+                3,
+                |offset| {
+                    offsets.lock().unwrap().push(offset);
+                    std::future::ready(Ok(stream_of(DATA, offset)))
+                },
+                &|n| {
+                    written.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(*offsets.lock().unwrap(), [20]);
+        assert_eq!(written.into_inner(), DATA.len() as u64 - 20);
+        assert_eq!(std::fs::read(layout.blob_path(&desc.digest)).unwrap(), DATA);
+        assert!(layout.has_blob(&desc.digest, desc.size).await);
+    }
+
+    #[tokio::test]
+    async fn corrupt_content_never_becomes_a_blob() {
+        static DATA: &[u8] = b"some content";
+        let dir = tempfile::tempdir().unwrap();
+        let layout = OciLayout::new(dir.path());
+        layout.init().await.unwrap();
+        let mut desc = Descriptor::for_bytes("application/octet-stream", DATA);
+        desc.digest = Digest::of(b"other content");
+        let error = layout
+            .write_blob(
+                &desc,
+                1,
+                |o| std::future::ready(Ok(stream_of(DATA, o))),
+                &|_| {},
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::DigestMismatch);
+        assert!(!layout.has_blob(&desc.digest, desc.size).await);
+        assert!(
+            !layout.partial_path(&desc.digest).exists(),
+            "the partial file is removed"
+        );
+    }
+
+    #[tokio::test]
+    async fn tags_live_in_index_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = OciLayout::new(dir.path());
+        layout.init().await.unwrap();
+        let manifest = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"a","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#;
+        let digest = layout.put_manifest(manifest).await.unwrap();
+        let desc = Descriptor::for_bytes(super::super::manifest::OCI_MANIFEST, manifest);
+        layout.set_tag(&desc, Some("v1")).await.unwrap();
+        layout.set_tag(&desc, Some("v1")).await.unwrap();
+        assert_eq!(
+            layout.resolve(Some("v1"), None).await.unwrap().digest,
+            digest
+        );
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("index.json")).unwrap()).unwrap();
+        assert_eq!(
+            index["manifests"].as_array().unwrap().len(),
+            1,
+            "re-tagging replaces the entry"
+        );
+        assert_eq!(
+            layout.resolve(Some("v2"), None).await.unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+    }
+}

@@ -47,12 +47,37 @@ pub struct ApiState {
     pub shutdown: CancellationToken,
     /// The OpenAPI documents, rendered once at start.
     pub openapi: super::openapi::OpenApi,
+    /// Namespaces recently seen active, with when: creates skip re-reading them for
+    /// [`ACTIVE_NAMESPACE_CACHE`]. A namespace deleted meanwhile still gets its content removed
+    /// by the namespace finalizer.
+    active_namespaces: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
     /// Woken whenever something was deleted or got a deletion timestamp, so the garbage
     /// collector and namespace finalizer look again.
     pub deletions: Notify,
 }
 
+/// How long a namespace seen active is trusted without reading it again.
+pub const ACTIVE_NAMESPACE_CACHE: Duration = Duration::from_secs(1);
+
 impl ApiState {
+    /// Whether `namespace` was seen active within [`ACTIVE_NAMESPACE_CACHE`].
+    pub fn namespace_recently_active(&self, namespace: &str) -> bool {
+        let cache = self.active_namespaces.lock().unwrap_or_else(|e| e.into_inner());
+        cache.get(namespace).is_some_and(|at| at.elapsed() < ACTIVE_NAMESPACE_CACHE)
+    }
+
+    /// Records that `namespace` exists and is not terminating.
+    pub fn remember_active_namespace(&self, namespace: &str) {
+        let mut cache = self.active_namespaces.lock().unwrap_or_else(|e| e.into_inner());
+        cache.insert(namespace.to_string(), std::time::Instant::now());
+    }
+
+    /// Forgets `namespace` (it is being deleted).
+    pub fn forget_namespace(&self, namespace: &str) {
+        let mut cache = self.active_namespaces.lock().unwrap_or_else(|e| e.into_inner());
+        cache.remove(namespace);
+    }
+
     /// New state over `store` serving `kinds`.
     pub fn new(
         store: Arc<dyn Store>,
@@ -61,7 +86,7 @@ impl ApiState {
         shutdown: CancellationToken,
     ) -> Arc<Self> {
         let openapi = super::openapi::OpenApi::new(&kinds);
-        Arc::new(Self { store, kinds, options, shutdown, openapi, deletions: Notify::new() })
+        Arc::new(Self { store, kinds, options, shutdown, openapi, active_namespaces: Default::default(), deletions: Notify::new() })
     }
 
     /// The kind serving `group`/`plural` (any version), if any.

@@ -168,6 +168,10 @@ impl EtcdStore {
                     status.code() as i32,
                     GRPC_UNAVAILABLE | GRPC_DEADLINE_EXCEEDED | GRPC_CANCELLED
                 ) || message.contains("no leader")
+                    // A connection lost mid-request surfaces as a status with code Unknown.
+                    || message.contains("transport error")
+                    || message.contains("connection error")
+                    || message.contains("broken pipe")
                 {
                     Failure::Unavailable(format!("etcd at {}: {text}", self.endpoints))
                 } else {

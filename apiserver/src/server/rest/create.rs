@@ -87,6 +87,9 @@ pub(crate) async fn check_namespace_lifecycle(ctx: &Ctx<'_>) -> Result<(), ApiEr
     let Some(ns_kind) = ctx.state.kind_by_plural("", "namespaces") else {
         return Ok(());
     };
+    if ctx.state.namespace_recently_active(ns) {
+        return Ok(());
+    }
     let key = storage_key(ns_kind, None, ns);
     let subject = crate::server::errors::Subject {
         plural: "namespaces".into(),
@@ -112,6 +115,7 @@ pub(crate) async fn check_namespace_lifecycle(ctx: &Ctx<'_>) -> Result<(), ApiEr
             subject: None,
         });
     }
+    ctx.state.remember_active_namespace(ns);
     Ok(())
 }
 

@@ -122,6 +122,9 @@ async fn delete_one(
         let mut next = current.clone();
         let mut finalizers = finalizers_of(&current);
         let is_namespace = ctx.kind.group.is_empty() && ctx.kind.plural == "namespaces";
+        if is_namespace {
+            ctx.state.forget_namespace(name);
+        }
         if ctx.state.options.embedded && !is_namespace {
             match options.propagation.as_deref() {
                 Some("Orphan") => ensure(&mut finalizers, ORPHAN_FINALIZER, FOREGROUND_FINALIZER),

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use apiserver::server::testing::TestServer;
 use apiserver::types::Order;
-use arcd::syncer::{Scope, Syncer, SyncerSettings};
+use arcd::syncer::{Syncer, SyncerSettings};
 use kube::api::{Api, ListParams};
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -38,6 +38,16 @@ fn peak_rss_mib() -> f64 {
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// Current resident set size of this process, in MiB (`VmRSS`).
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kib| kib / 1024.0)
 }
@@ -100,7 +110,7 @@ async fn main() {
         rescan_interval: Duration::from_secs(300),
         debounce: Duration::from_millis(arcd::config::defaults::DEBOUNCE_MILLIS),
     };
-    let rss_before = peak_rss_mib();
+    let rss_before = rss_mib();
 
     // 1. Initial sync, through the spawned syncer (watcher set up included).
     let cancel = tokio_util::sync::CancellationToken::new();
@@ -129,10 +139,11 @@ async fn main() {
         .len();
     assert_eq!(listed as u64, files);
     println!(
-        "initial sync: {:.2} s ({:.0} objects/s), peak RSS {:.0} MiB (before: {:.0} MiB)",
+        "initial sync: {:.2} s ({:.0} objects/s), peak RSS {:.0} MiB, RSS after {:.0} MiB (API server started, before the sync: {:.0} MiB)",
         initial.as_secs_f64(),
         files as f64 / initial.as_secs_f64(),
         peak_rss_mib(),
+        rss_mib(),
         rss_before
     );
 

@@ -566,3 +566,29 @@ async fn a_missing_directory_prunes_nothing() {
     );
     fx.orders().get("o1").await.unwrap();
 }
+
+#[tokio::test]
+async fn a_restarted_syncer_recognises_more_objects_than_one_list_page() {
+    let fx = Fixture::new().await;
+    let per_file = 100;
+    let files = (arcd::syncer::apply::LIST_PAGE_SIZE as usize * 2 + 100) / per_file;
+    for f in 0..files {
+        let text: Vec<String> = (0..per_file)
+            .map(|i| order(&format!("o-{f}-{i}"), "alpine"))
+            .collect();
+        fx.write(&format!("batch-{f}.yaml"), &text.join("---\n"));
+    }
+    let report = full(&mut fx.syncer()).await;
+    assert_eq!(
+        report.created,
+        files * per_file,
+        "{:?}",
+        report.errors.first()
+    );
+    // A fresh syncer finds every object it manages on the server, over several pages.
+    let report = full(&mut fx.syncer()).await;
+    assert_eq!(
+        (report.created, report.updated, report.objects),
+        (0, 0, files * per_file)
+    );
+}

@@ -152,6 +152,29 @@ pub struct ScannerSettings {
     pub timeout: Duration,
 }
 
+impl ScannerSettings {
+    /// The command as one command line for the worker's `ARC_SCANNER_COMMAND`: every argument
+    /// single-quoted, so spaces and quotes survive the worker's shell-like splitting.
+    pub fn command_line(&self) -> String {
+        std::iter::once(self.program.display().to_string())
+            .chain(self.args.iter().cloned())
+            .map(|arg| format!("'{}'", arg.replace('\'', r"'\''")))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The environment the local executor's workers need to run the scanner.
+    pub fn worker_environment(&self) -> Vec<(String, String)> {
+        vec![
+            ("ARC_SCANNER_COMMAND".to_string(), self.command_line()),
+            (
+                "ARC_SCANNER_TIMEOUT_SECS".to_string(),
+                self.timeout.as_secs().to_string(),
+            ),
+        ]
+    }
+}
+
 /// Where log lines go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {

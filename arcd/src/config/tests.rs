@@ -232,3 +232,21 @@ fn missing_default_file_means_defaults_but_explicit_file_must_exist() {
     let error = load(&missing, true).unwrap_err();
     assert!(error.to_string().contains("cannot read"), "{error}");
 }
+
+#[test]
+fn scanner_command_line_survives_the_workers_splitting() {
+    let settings = parse(
+        "scanner:\n  command: [/usr/bin/scan, --label, \"it's {path}\", plain]\n  timeout: 90s\n",
+    )
+    .unwrap();
+    let scanner = settings.scanner.unwrap();
+    assert_eq!(
+        scanner.command_line(),
+        r"'/usr/bin/scan' '--label' 'it'\''s {path}' 'plain'"
+    );
+    let env = scanner.worker_environment();
+    assert_eq!(
+        env[1],
+        ("ARC_SCANNER_TIMEOUT_SECS".to_string(), "90".to_string())
+    );
+}

@@ -234,10 +234,16 @@ fn record_reconcile_errors(metrics: &Metrics, seen: &mut controllers::stats::Sta
     let orders = now.order_errors.saturating_sub(seen.order_errors);
     let workflows = now.workflow_errors.saturating_sub(seen.workflow_errors);
     if orders > 0 {
-        metrics.reconcile_errors.get_or_create(&label("reason", "OrderReconcileFailed")).inc_by(orders);
+        metrics
+            .reconcile_errors
+            .get_or_create(&label("reason", "OrderReconcileFailed"))
+            .inc_by(orders);
     }
     if workflows > 0 {
-        metrics.reconcile_errors.get_or_create(&label("reason", "WorkflowReconcileFailed")).inc_by(workflows);
+        metrics
+            .reconcile_errors
+            .get_or_create(&label("reason", "WorkflowReconcileFailed"))
+            .inc_by(workflows);
     }
     *seen = now;
 }

@@ -275,11 +275,16 @@ pub async fn run(
 
     // Wait for the first file sync (or a stop request) before saying READY.
     let mut reports = syncer.reports();
-    let first_sync = reports.wait_for(Option::is_some);
-    tokio::select! {
-        result = first_sync => { result.ok(); }
-        signal = signals.next() => if signal == Signal::Terminate {
-            return stop(&notifier, cancel, started, settings.shutdown_deadline, vec![syncer_task, health_task_unit(health_task)]).await;
+    loop {
+        tokio::select! {
+            result = reports.wait_for(Option::is_some) => { result.ok(); break; }
+            signal = signals.next() => match signal {
+                Signal::Terminate => {
+                    return stop(&notifier, cancel, started, settings.shutdown_deadline, vec![syncer_task, health_task_unit(health_task)]).await;
+                }
+                // The first sync reads everything anyway.
+                Signal::Reload => tracing::info!("reload requested while starting; the first sync reads every file anyway"),
+            }
         }
     }
     health.set_files_synced(true);

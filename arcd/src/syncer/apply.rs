@@ -31,6 +31,8 @@ pub const MANAGED_BY_VALUE: &str = "arcd";
 pub const SOURCE_FILE_ANNOTATION: &str = "arc.opendefense.cloud/source-file";
 /// The annotation holding the last applied manifest (Secret values blanked).
 pub const LAST_APPLIED_ANNOTATION: &str = "arc.opendefense.cloud/last-applied";
+/// Objects per page when listing what the syncer manages.
+pub const LIST_PAGE_SIZE: u32 = 500;
 /// The field manager name the syncer writes as.
 pub const FIELD_MANAGER: &str = "arcd-syncer";
 
@@ -231,14 +233,26 @@ impl Applier {
         let mut live: HashMap<ObjectKey, Value> = HashMap::new();
         let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}");
         for kind in KINDS {
-            let list = api(&self.client, kind, None)
-                .list(&ListParams::default().labels(&selector))
-                .await
-                .map_err(ApiUnavailable)?;
-            for object in list.items {
-                let value = serde_json::to_value(&object).unwrap_or(Value::Null);
-                if let Some(key) = key_of(kind, &value) {
-                    live.insert(key, value);
+            // Paged: one response for thousands of objects costs both ends far more memory.
+            let api = api(&self.client, kind, None);
+            let mut continue_token: Option<String> = None;
+            loop {
+                let mut params = ListParams::default()
+                    .labels(&selector)
+                    .limit(LIST_PAGE_SIZE);
+                if let Some(token) = &continue_token {
+                    params = params.continue_token(token);
+                }
+                let page = api.list(&params).await.map_err(ApiUnavailable)?;
+                for object in page.items {
+                    let value = serde_json::to_value(&object).unwrap_or(Value::Null);
+                    if let Some(key) = key_of(kind, &value) {
+                        live.insert(key, value);
+                    }
+                }
+                continue_token = page.metadata.continue_.filter(|token| !token.is_empty());
+                if continue_token.is_none() {
+                    break;
                 }
             }
         }

@@ -237,3 +237,73 @@ async fn oci_layouts_round_trip_with_skopeo() {
     let raw = skopeo::inspect_raw(&s.skopeo, &format!("oci:{}:again", copy.display()), &[]);
     assert_eq!(skopeo::digest_of(&raw), s.seed.index_digest);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scanner_sees_the_staged_image_and_can_refuse_it() {
+    use bundles::pipeline::Settings;
+    use bundles::scan::ScanCommand;
+    let Some(s) = setup("arc-oci scanning", 16 * 1024) else {
+        return;
+    };
+    let staging = tempfile::tempdir().unwrap();
+    let settings = |command: &str| Settings {
+        retry: fast_retry(),
+        staging_dir: Some(staging.path().to_path_buf()),
+        scanner: Some(ScanCommand::parse(command, std::time::Duration::from_secs(30)).unwrap()),
+    };
+    let src_url = s.src.url();
+    let params = |target: &'static str| {
+        vec![
+            ("srcType", "oci"),
+            ("srcRemoteURL", src_url.as_str()),
+            ("dstType", "oci"),
+            ("dstRemoteURL", src_url.as_str()),
+            ("specImage", "library/app:1.0"),
+            ("specOverride", target),
+        ]
+    };
+    // The scanner gets the staged OCI layout: it must hold index.json.
+    let (result, _) = oci_support::run_pipeline_with(
+        Template::Oci,
+        &params("scanned/app"),
+        None,
+        None,
+        settings("test -f {path}/index.json"),
+    )
+    .await;
+    result.unwrap();
+    let raw = skopeo::inspect_raw(
+        &s.skopeo,
+        &format!("docker://{}/scanned/app:1.0", s.src.host()),
+        &[],
+    );
+    assert_eq!(skopeo::digest_of(&raw), s.seed.index_digest);
+    // A scanner that fails refuses the image; nothing is pushed.
+    let (result, _) = oci_support::run_pipeline_with(
+        Template::Oci,
+        &params("infected/app"),
+        None,
+        None,
+        settings("false"),
+    )
+    .await;
+    assert_eq!(
+        result.unwrap_err().kind(),
+        bundles::error::ErrorKind::ScanFailed
+    );
+    let out = std::process::Command::new(&s.skopeo)
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{}/infected/app:1.0", s.src.host()),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a refused image is not pushed");
+    assert_eq!(
+        std::fs::read_dir(staging.path()).unwrap().count(),
+        0,
+        "the staging directory is cleaned up"
+    );
+}

@@ -367,7 +367,7 @@ impl Copier {
             }
         }
         // Largest first: the long transfers start early and the tail is short.
-        blobs.sort_by(|a, b| b.size.cmp(&a.size));
+        blobs.sort_by_key(|b| std::cmp::Reverse(b.size));
         futures::stream::iter(blobs)
             .map(|blob| async move {
                 let status = self.copy_blob(src, dst, &blob, counters).await?;

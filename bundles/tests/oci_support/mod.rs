@@ -40,6 +40,27 @@ pub async fn run_pipeline(
     dst: Option<&Path>,
     retry: RetryPolicy,
 ) -> (Result<Summary>, Captured) {
+    run_pipeline_with(
+        template,
+        params,
+        src,
+        dst,
+        Settings {
+            retry,
+            ..Settings::default()
+        },
+    )
+    .await
+}
+
+/// Like [`run_pipeline`], with all operator settings given.
+pub async fn run_pipeline_with(
+    template: Template,
+    params: &[(&str, &str)],
+    src: Option<&Path>,
+    dst: Option<&Path>,
+    settings: Settings,
+) -> (Result<Summary>, Captured) {
     let load = |dir: Option<&Path>| {
         dir.map(|d| Credentials::load(d).unwrap())
             .unwrap_or_default()
@@ -53,10 +74,7 @@ pub async fn run_pipeline(
         template,
         params: Params::from_pairs(params.iter().map(|(k, v)| (k.to_string(), v.to_string()))),
         secrets,
-        settings: Settings {
-            retry,
-            ..Settings::default()
-        },
+        settings,
         reporter,
         cancel: CancellationToken::new(),
     };

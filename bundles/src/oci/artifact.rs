@@ -39,7 +39,7 @@ pub struct LayerFile {
 pub struct PushedArtifact {
     /// The manifest's digest.
     pub digest: Digest,
-    /// Where (`<repo label>:<tag>` or `@digest`).
+    /// Where (`host/repo:tag`, `oci:<dir>:<tag>`, or `@digest` without a tag).
     pub reference: String,
 }
 
@@ -100,7 +100,6 @@ pub async fn push_artifact(
     let (config_type, config_bytes) = config;
     let config_desc = Descriptor::for_bytes(config_type, &config_bytes);
     let on_bytes = |n: u64| reporter.add_bytes(n);
-    let label = dst.label();
     if dst.has_blob(&config_desc).await? {
         reporter.blob(
             config_desc.digest.as_str(),
@@ -178,10 +177,7 @@ pub async fn push_artifact(
     );
     let digest = Digest::of(&bytes);
     dst.push_manifest(&bytes, OCI_MANIFEST, tag).await?;
-    let reference = match tag {
-        Some(t) => format!("{label}:{t}"),
-        None => format!("{label}@{digest}"),
-    };
+    let reference = dst.reference(tag, &digest);
     reporter.pushed(&reference, digest.as_str());
     Ok(PushedArtifact { digest, reference })
 }

@@ -268,10 +268,7 @@ impl Copier {
                 .await?;
             counters.manifests.fetch_add(1, Ordering::Relaxed);
         }
-        let reference = match (dst, dst_tag) {
-            (_, Some(t)) => format!("{}:{t}", dst.label()),
-            (_, None) => format!("{}@{final_digest}", dst.label()),
-        };
+        let reference = dst.reference(dst_tag, &final_digest);
         self.reporter.pushed(&reference, final_digest.as_str());
 
         let mut referrers = Vec::new();

@@ -21,7 +21,7 @@ use super::copy::{Copier, CopyOptions};
 use super::cosign::{CosignVerifier, SignaturePolicy, Verification};
 use super::layout::OciLayout;
 use super::manifest::Platform;
-use super::reference::{ImageRef, RegistryEndpoint, validate_repository};
+use super::reference::{ImageRef, validate_repository};
 use super::repo::OciRepo;
 use crate::error::{Error, ErrorKind, Result};
 use crate::params::{EndpointType, Side, names};
@@ -143,9 +143,6 @@ pub async fn run(job: &Job) -> Result<()> {
     };
     let options = copy_options_from_params(params)?;
     let verifier = verifier_from_params(params)?;
-    if src_ep.kind == EndpointType::Oci {
-        RegistryEndpoint::parse(&src_ep.remote_url)?;
-    }
     let retry = job.settings.retry.clone();
     let src = open_repo(
         src_ep.kind,

@@ -54,6 +54,21 @@ impl OciRepo {
         }
     }
 
+    /// How something published here is named: `host[:port]/repo:tag` (or `@digest`) for a
+    /// registry, `oci:<dir>:<tag>` (or `@digest`) for a layout, as skopeo writes them.
+    pub fn reference(&self, tag: Option<&str>, digest: &Digest) -> String {
+        let base = match self {
+            Self::Registry { client, repository } => {
+                format!("{}/{repository}", client.endpoint().host())
+            }
+            Self::Layout(layout) => format!("oci:{}", layout.dir().display()),
+        };
+        match tag {
+            Some(t) => format!("{base}:{t}"),
+            None => format!("{base}@{digest}"),
+        }
+    }
+
     /// A registry client's host, for per-host limits.
     pub fn host(&self) -> Option<String> {
         match self {

@@ -8,8 +8,10 @@
 //!
 //! `cargo bench -p controllers --bench orders`; `ARC_BENCH_ORDERS` (default 1000) and
 //! `ARC_BENCH_ARTIFACTS` (default 5) change the size, `ARC_BENCH_WORKERS` (default 16) the
-//! number of worker processes at once.
+//! number of worker processes at once, `ARC_BENCH_ORDER_CONCURRENCY` and
+//! `ARC_BENCH_WORKFLOW_CONCURRENCY` the controllers' concurrency (default: the library's).
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use apiserver::server::testing::TestServer;
@@ -20,8 +22,9 @@ use apiserver::types::{
 use controllers::request_counter::RequestCounter;
 use controllers::{ExecutorSettings, LocalExecutorSettings, Settings};
 use futures::StreamExt;
-use kube::api::{ListParams, PostParams};
-use kube::{Api, Client};
+use kube::api::PostParams;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
 const NS: &str = "default";
@@ -65,23 +68,6 @@ async fn counting_client(server: &TestServer) -> (Client, RequestCounter) {
     (client, counter)
 }
 
-async fn ready_count(orders: &Api<Order>) -> usize {
-    let list = orders
-        .list(&ListParams::default())
-        .await
-        .expect("list orders")
-        .items;
-    list.iter()
-        .filter(|o| {
-            o.status.as_ref().is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True")
-            })
-        })
-        .count()
-}
-
 fn main() {
     let orders_n = env_usize("ARC_BENCH_ORDERS", 1000);
     let artifacts_n = env_usize("ARC_BENCH_ARTIFACTS", 5);
@@ -106,7 +92,14 @@ fn main() {
         local.runtime_dir = Some(runtime_dir.path().to_path_buf());
         local.max_parallel = workers;
         local.max_parallel_per_namespace = workers;
-        let settings = Settings::new(ExecutorSettings::Local(local));
+        let mut settings = Settings::new(ExecutorSettings::Local(local));
+        settings.order_concurrency = env_usize("ARC_BENCH_ORDER_CONCURRENCY", settings.order_concurrency.into()) as u16;
+        settings.workflow_concurrency =
+            env_usize("ARC_BENCH_WORKFLOW_CONCURRENCY", settings.workflow_concurrency.into()) as u16;
+        println!(
+            "settings: {} Orders and {} ArtifactWorkflows reconciled at once",
+            settings.order_concurrency, settings.workflow_concurrency
+        );
         let cancel = CancellationToken::new();
         let controllers = tokio::spawn(controllers::run(client, settings, cancel.clone()));
         // Let the caches load before the clock starts.
@@ -144,13 +137,28 @@ fn main() {
         creates.await;
         let created_after = started.elapsed();
 
-        let mut ready = 0;
-        while ready < orders_n {
-            assert!(started.elapsed() < READY_LIMIT, "only {ready}/{orders_n} Ready after {READY_LIMIT:?}");
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            ready = ready_count(&orders).await;
+        // Watch (not poll) the Orders: listing 1,000 Orders every few hundred milliseconds would
+        // load the server more than the controllers do.
+        let mut ready: HashSet<String> = HashSet::new();
+        let mut stream = watcher(orders.clone(), watcher::Config::default()).applied_objects().boxed();
+        while ready.len() < orders_n {
+            let next = tokio::time::timeout(READY_LIMIT.saturating_sub(started.elapsed()), stream.next()).await;
+            let order = match next {
+                Ok(Some(Ok(order))) => order,
+                Ok(Some(Err(e))) => panic!("watching Orders: {e}"),
+                Ok(None) => panic!("the Order watch ended"),
+                Err(_) => panic!("only {}/{orders_n} Ready after {READY_LIMIT:?}", ready.len()),
+            };
+            let is_ready = order
+                .status
+                .as_ref()
+                .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            if is_ready {
+                ready.insert(order.name_any());
+            }
         }
         let all_ready = started.elapsed();
+        drop(stream);
         let busy = counter.snapshot();
         let stats = controllers::stats::snapshot();
         let rss = peak_rss_mib();

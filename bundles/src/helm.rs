@@ -187,7 +187,7 @@ pub async fn run(job: &Job) -> Result<()> {
         Ok::<_, Error>(())
     };
     tokio::select! {
-        result = work => result.map_err(|e| e.or_artifact(artifact.clone())),
+        result = work => result.map_err(|e| crate::oci::pipeline::name_artifact(e, &artifact)),
         () = job.cancel.cancelled() => Err(Error::cancelled().with_artifact(artifact.clone())),
     }
 }

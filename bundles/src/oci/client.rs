@@ -83,6 +83,15 @@ fn scope_pull(repo: &str) -> String {
     format!("repository:{repo}:pull")
 }
 
+/// `repo:tag` or `repo@sha256:…`, for messages.
+fn manifest_artifact(repo: &str, reference: &str) -> String {
+    if reference.starts_with("sha256:") {
+        format!("{repo}@{reference}")
+    } else {
+        format!("{repo}:{reference}")
+    }
+}
+
 fn scope_push(repo: &str) -> String {
     format!("repository:{repo}:pull,push")
 }
@@ -303,7 +312,11 @@ impl RegistryClient {
                         let body = error_body(response).await;
                         return Err(Error::new(
                             ErrorKind::Unauthorized,
-                            format!("credentials refused: {body}"),
+                            if body.is_empty() {
+                                "credentials refused (HTTP 401)".to_string()
+                            } else {
+                                format!("credentials refused (HTTP 401): {body}")
+                            },
                         )
                         .with_endpoint(url)
                         .with_artifact(reference));
@@ -341,7 +354,7 @@ impl RegistryClient {
     /// Fetches a manifest (by tag or digest) as its exact bytes; a digest reference is verified.
     pub async fn get_manifest(&self, repo: &str, reference: &str) -> Result<FetchedManifest> {
         let url = self.api_url(repo, &format!("manifests/{reference}"));
-        let artifact = format!("{repo}:{reference}");
+        let artifact = manifest_artifact(repo, reference);
         let response = self
             .send(&scope_pull(repo), &artifact, |c| {
                 c.get(url.clone()).header(ACCEPT, ACCEPTED_MANIFEST_TYPES)
@@ -389,7 +402,7 @@ impl RegistryClient {
     /// manifest.
     pub async fn head_manifest(&self, repo: &str, reference: &str) -> Result<Option<Digest>> {
         let url = self.api_url(repo, &format!("manifests/{reference}"));
-        let artifact = format!("{repo}:{reference}");
+        let artifact = manifest_artifact(repo, reference);
         let response = self
             .send(&scope_pull(repo), &artifact, |c| {
                 c.head(url.clone()).header(ACCEPT, ACCEPTED_MANIFEST_TYPES)
@@ -416,7 +429,7 @@ impl RegistryClient {
         bytes: Bytes,
     ) -> Result<bool> {
         let url = self.api_url(repo, &format!("manifests/{reference}"));
-        let artifact = format!("{repo}:{reference}");
+        let artifact = manifest_artifact(repo, reference);
         let digest = Digest::of(&bytes);
         let response = self
             .send(&scope_push(repo), &artifact, |c| {

@@ -122,6 +122,25 @@ pub fn copy_options_from_params(params: &crate::params::Params) -> Result<CopyOp
     })
 }
 
+/// Names `artifact` (what the Order asked for) in `error`; a more precise artifact the error
+/// already names (a blob, a child manifest) moves into the reason.
+pub fn name_artifact(error: Error, artifact: &str) -> Error {
+    match error.artifact() {
+        None => error.with_artifact(artifact),
+        Some(inner) if inner == artifact => error,
+        Some(inner) => {
+            let mut named = Error::new(error.kind(), format!("{inner}: {}", error.reason()))
+                .with_artifact(artifact)
+                .with_transient(error.is_transient())
+                .with_retry_after(error.retry_after());
+            if let Some(endpoint) = error.endpoint() {
+                named = named.with_endpoint(endpoint);
+            }
+            named.with_source(error)
+        }
+    }
+}
+
 /// Runs the `arc-oci` pipeline.
 pub async fn run(job: &Job) -> Result<()> {
     let params = &job.params;
@@ -242,7 +261,7 @@ pub async fn run(job: &Job) -> Result<()> {
         Ok::<_, Error>(())
     };
     tokio::select! {
-        result = work => result.map_err(|e| e.or_artifact(artifact.clone())),
+        result = work => result.map_err(|e| name_artifact(e, &artifact)),
         () = job.cancel.cancelled() => Err(Error::cancelled().with_artifact(artifact.clone())),
     }
 }

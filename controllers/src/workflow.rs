@@ -156,14 +156,12 @@ async fn apply(aw: &ArtifactWorkflow, ctx: &WorkflowContext) -> Result<Action, W
                 });
             }
         }
-        if new.phase != old.phase
-            || (new.phase == WorkflowPhase::Pending && new.message != old.message)
-        {
-            if let Some(event) = phase_event(&new) {
-                ctx.events
-                    .publish(&aw.object_ref(&()), &event, "Execute")
-                    .await;
-            }
+        let changed = new.phase != old.phase
+            || (new.phase == WorkflowPhase::Pending && new.message != old.message);
+        if changed && let Some(event) = phase_event(&new) {
+            ctx.events
+                .publish(&aw.object_ref(&()), &event, "Execute")
+                .await;
         }
     }
     ctx.errors.reset(&ObjectRef::from_obj(aw));

@@ -6,6 +6,7 @@
 //! - `hang`: sleeps until killed;
 //! - `crash`: aborts (killed by SIGABRT);
 //! - `sleep:<ms>` then succeeds.
+//!
 //! With `specTestRecord=<file>` it appends a JSON line when it starts (its arguments, the files
 //! it found in the secret directories with mode and content, its process id, the time) and
 //! another when it ends normally.

@@ -300,7 +300,7 @@ fn check_rule(
     artifact_type: &str,
 ) -> Result<(), ArtifactProblem> {
     // Like the original: an empty list allows every Endpoint type.
-    if allowed.is_empty() || allowed.iter().any(|t| *t == endpoint.info.spec.type_) {
+    if allowed.is_empty() || allowed.contains(&endpoint.info.spec.type_) {
         return Ok(());
     }
     Err(ArtifactProblem::EndpointTypeNotAllowed {
@@ -312,17 +312,29 @@ fn check_rule(
     })
 }
 
-/// Resolves one artifact.
-fn resolve_artifact(
-    order: &Order,
-    namespace: &str,
-    order_name: &str,
+/// What every artifact of one Order is resolved against.
+struct OrderScope<'a, L> {
+    order: &'a Order,
+    namespace: &'a str,
+    order_name: &'a str,
+    force_at: Option<&'a str>,
+    lookup: &'a L,
+}
+
+/// Resolves one artifact, recording the generations and digests it used.
+fn resolve_artifact<L: Lookup>(
+    scope: &OrderScope<'_, L>,
     index: usize,
     artifact: &OrderArtifact,
-    force_at: Option<&str>,
-    lookup: &impl Lookup,
     generations: &mut (BTreeMap<String, i64>, BTreeMap<String, String>),
 ) -> Result<DesiredWorkflow, ArtifactProblem> {
+    let OrderScope {
+        order,
+        namespace,
+        order_name,
+        force_at,
+        lookup,
+    } = *scope;
     if artifact.type_.is_empty() {
         return Err(ArtifactProblem::TypeEmpty);
     }
@@ -412,17 +424,15 @@ pub fn resolve(order: &Order, force_at: Option<&str>, lookup: &impl Lookup) -> R
     let mut generations = (BTreeMap::new(), BTreeMap::new());
     let mut desired = Vec::new();
     let mut problems = Vec::new();
+    let scope = OrderScope {
+        order,
+        namespace,
+        order_name,
+        force_at,
+        lookup,
+    };
     for (index, artifact) in order.spec.artifacts.iter().enumerate() {
-        match resolve_artifact(
-            order,
-            namespace,
-            order_name,
-            index,
-            artifact,
-            force_at,
-            lookup,
-            &mut generations,
-        ) {
+        match resolve_artifact(&scope, index, artifact, &mut generations) {
             Ok(d) => desired.push(d),
             Err(p) => problems.push((index, p)),
         }

@@ -71,20 +71,20 @@ impl ArgoSchema {
                 return;
             }
         }
-        if let Some(c) = schema.get("const") {
-            if c != value {
-                errors.push(format!("{path}: expected {c}, found {value}"));
-            }
+        if let Some(c) = schema.get("const")
+            && c != value
+        {
+            errors.push(format!("{path}: expected {c}, found {value}"));
         }
-        if let Some(options) = schema.get("enum").and_then(Value::as_array) {
-            if !options.contains(value) {
-                errors.push(format!("{path}: {value} is not one of {options:?}"));
-            }
+        if let Some(options) = schema.get("enum").and_then(Value::as_array)
+            && !options.contains(value)
+        {
+            errors.push(format!("{path}: {value} is not one of {options:?}"));
         }
-        if schema.get("format").and_then(Value::as_str) == Some("int32") {
-            if value.as_i64().is_some_and(|n| i32::try_from(n).is_err()) {
-                errors.push(format!("{path}: {value} does not fit int32"));
-            }
+        if schema.get("format").and_then(Value::as_str) == Some("int32")
+            && value.as_i64().is_some_and(|n| i32::try_from(n).is_err())
+        {
+            errors.push(format!("{path}: {value} does not fit int32"));
         }
         if let Some(alternatives) = schema.get("oneOf").and_then(Value::as_array) {
             let passing = alternatives

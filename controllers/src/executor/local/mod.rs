@@ -347,10 +347,10 @@ impl Executor for LocalExecutor {
         if let Some(job) = job {
             job.cancel.cancel();
             let handle = job.handle.lock().unwrap_or_else(|p| p.into_inner()).take();
-            if let Some(handle) = handle {
-                if tokio::time::timeout(CLEANUP_WAIT, handle).await.is_err() {
-                    tracing::warn!(workflow = %workflow.name_any(), "worker did not stop within {}s", CLEANUP_WAIT.as_secs());
-                }
+            if let Some(handle) = handle
+                && tokio::time::timeout(CLEANUP_WAIT, handle).await.is_err()
+            {
+                tracing::warn!(workflow = %workflow.name_any(), "worker did not stop within {}s", CLEANUP_WAIT.as_secs());
             }
         }
         Ok(())

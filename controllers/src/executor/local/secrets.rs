@@ -93,10 +93,11 @@ pub fn remove_leftovers(base: &Path) -> usize {
     let mut removed = 0;
     for entry in entries.flatten() {
         let name = entry.file_name();
-        if name.to_string_lossy().starts_with(SECRET_DIR_PREFIX) && entry.path().is_dir() {
-            if std::fs::remove_dir_all(entry.path()).is_ok() {
-                removed += 1;
-            }
+        if name.to_string_lossy().starts_with(SECRET_DIR_PREFIX)
+            && entry.path().is_dir()
+            && std::fs::remove_dir_all(entry.path()).is_ok()
+        {
+            removed += 1;
         }
     }
     removed

@@ -156,14 +156,28 @@ pub struct FileObject {
     /// The object as it should be (namespace filled in, server-owned fields and `status`
     /// removed, a Secret's `stringData` folded into `data`).
     pub manifest: Value,
-    /// The document it came from, to place errors the server reports on its fields.
-    pub document: Document,
+    /// Where its document starts in the file.
+    pub start: Position,
+    /// Which document of the file it is (counting non-empty documents from 0).
+    pub document_index: usize,
 }
 
 impl FileObject {
-    /// The position of a field of this object in its file (`spec.artifacts[0].type`).
-    pub fn position_of(&self, field_path: &str) -> Position {
-        self.document.position_of(field_path)
+    /// The position of a field of this object (`spec.artifacts[0].type`) in `file`, the file it
+    /// was read from. Field positions are not kept in memory (they would take more than the
+    /// objects themselves); the file is read again when an error needs one. Falls back to the
+    /// document's start if the file changed meanwhile.
+    pub fn position_of(&self, file: &Path, field_path: &str) -> Position {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            return self.start;
+        };
+        let Ok(documents) = parse_documents(&text) else {
+            return self.start;
+        };
+        match documents.get(self.document_index) {
+            Some(document) if document.start == self.start => document.position_of(field_path),
+            _ => self.start,
+        }
     }
 }
 
@@ -208,10 +222,10 @@ pub fn parse_resource_file(path: &Path, text: &str, default_namespace: &str) -> 
     let mut objects = Vec::new();
     let mut errors = Vec::new();
     let mut seen: BTreeMap<ObjectKey, Position> = BTreeMap::new();
-    for document in documents {
-        match parse_object(path, document, default_namespace) {
+    for (index, document) in documents.into_iter().enumerate() {
+        match parse_object(path, document, index, default_namespace) {
             Ok(object) => {
-                let at = object.document.start;
+                let at = object.start;
                 if let Some(first) = seen.get(&object.key) {
                     errors.push(Diagnostic::new(
                         path,
@@ -262,6 +276,7 @@ fn kinds_list() -> String {
 fn parse_object(
     path: &Path,
     document: Document,
+    document_index: usize,
     default_namespace: &str,
 ) -> Result<FileObject, Vec<Diagnostic>> {
     let error = |field: &str, message: String| {
@@ -406,9 +421,6 @@ fn parse_object(
     if !problems.is_empty() {
         return Err(problems);
     }
-    // Only the positions are needed from here on; the content lives on in `manifest`.
-    let mut document = document;
-    document.value = Value::Null;
     Ok(FileObject {
         key: ObjectKey {
             kind,
@@ -416,7 +428,8 @@ fn parse_object(
             name,
         },
         manifest,
-        document,
+        start: document.start,
+        document_index,
     })
 }
 

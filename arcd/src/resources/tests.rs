@@ -58,9 +58,20 @@ fn reads_many_documents_into_keyed_manifests() {
             .is_none()
     );
     assert!(objects[1].manifest.get("status").is_none());
+    assert_eq!(objects[1].start, Position::new(10, 1));
+    // Field positions come from the file, read again when needed.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.yaml");
+    std::fs::write(&file, ENDPOINT_AND_ORDER).unwrap();
     assert_eq!(
-        objects[1].position_of("spec.artifacts[0].spec.image"),
+        objects[1].position_of(&file, "spec.artifacts[0].spec.image"),
         Position::new(20, 14)
+    );
+    // A file that changed meanwhile gives the document's start.
+    std::fs::write(&file, "kind: Other\n").unwrap();
+    assert_eq!(
+        objects[1].position_of(&file, "spec.artifacts[0].spec.image"),
+        Position::new(10, 1)
     );
 }
 

@@ -14,6 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::core::DynamicObject;
@@ -60,8 +61,27 @@ pub struct ApplyOutcome {
 #[derive(Clone, Debug)]
 struct Applied {
     source: PathBuf,
-    /// The full manifest sent (with ownership metadata), kept in memory only.
-    manifest: Value,
+    last: Last,
+}
+
+/// The last applied version of an object.
+#[derive(Clone, Debug)]
+enum Last {
+    /// Applied by this process: the file's object itself (shared with the file table, so
+    /// remembering it costs nothing).
+    Object(Arc<FileObject>),
+    /// Found on the server: its `last-applied` annotation.
+    Annotation(Value),
+}
+
+impl Applied {
+    /// The manifest last applied, as the base of a three-way patch.
+    fn base(&self) -> Value {
+        match &self.last {
+            Last::Object(object) => target_manifest(object, &self.source),
+            Last::Annotation(value) => value.clone(),
+        }
+    }
 }
 
 /// Applies plans to the API server, remembering what it applied.
@@ -265,7 +285,7 @@ impl Applier {
                     key.clone(),
                     Applied {
                         source,
-                        manifest: last_applied_of(value),
+                        last: Last::Annotation(last_applied_of(value)),
                     },
                 ))
             })
@@ -316,10 +336,12 @@ impl Applier {
                 outcome.unchanged += 1;
                 continue;
             }
-            let target = target_manifest(object, source);
             let result = match live {
-                Some(live) => self.converge_live(key, &target, live.get(key)).await,
-                None => self.converge_remembered(key, source, &target).await,
+                Some(live) => {
+                    let target = target_manifest(object, source);
+                    self.converge_live(key, &target, live.get(key)).await
+                }
+                None => self.converge_remembered(key, source, object).await,
             };
             match result {
                 Ok(op) => {
@@ -332,7 +354,7 @@ impl Applier {
                         key.clone(),
                         Applied {
                             source: source.clone(),
-                            manifest: target,
+                            last: Last::Object(Arc::clone(object)),
                         },
                     );
                 }
@@ -341,7 +363,7 @@ impl Applier {
                     let problems = problems.into_iter().map(|(field, message)| {
                         Diagnostic::new(
                             source.clone(),
-                            object.position_of(&field),
+                            object.position_of(source, &field),
                             format!("{key}: {message}"),
                         )
                     });
@@ -425,22 +447,32 @@ impl Applier {
         &self,
         key: &ObjectKey,
         source: &Path,
-        target: &Value,
+        object: &Arc<FileObject>,
     ) -> Result<Op, ObjectError> {
-        match self.applied.get(key) {
-            Some(applied) if applied.source == source && &applied.manifest == target => {
-                Ok(Op::Unchanged)
+        let applied = self.applied.get(key);
+        if let Some(Applied {
+            source: applied_source,
+            last: Last::Object(last),
+        }) = applied
+        {
+            if applied_source == source
+                && (Arc::ptr_eq(last, object) || last.manifest == object.manifest)
+            {
+                return Ok(Op::Unchanged);
             }
+        }
+        let target = target_manifest(object, source);
+        match applied {
             Some(applied) => {
-                let patch = three_way_patch(&applied.manifest, target);
+                let patch = three_way_patch(&applied.base(), &target);
                 match self.patch(key, &patch).await {
                     Err(ObjectError::Refused(_)) if self.get(key).await?.is_none() => {
-                        self.create(key, target).await
+                        self.create(key, &target).await
                     }
                     other => other.map(|_| Op::Updated),
                 }
             }
-            None => self.create(key, target).await,
+            None => self.create(key, &target).await,
         }
     }
 

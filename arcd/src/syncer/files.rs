@@ -186,7 +186,7 @@ impl FileTable {
                     .or_default()
                     .push(Diagnostic::new(
                         (*path).clone(),
-                        object.document.start,
+                        object.start,
                         format!(
                             "{key} is also defined in {}; neither definition is applied",
                             others.join(", ")

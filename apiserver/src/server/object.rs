@@ -69,6 +69,63 @@ pub fn from_stored(kv: &KeyValue) -> Result<Value, String> {
     Ok(object)
 }
 
+/// The stored JSON of `kv` with `"resourceVersion":"<mod revision>"` spliced into its top-level
+/// `metadata` object, without decoding it (the fast path of plain JSON lists). `None` when the
+/// bytes have no top-level `metadata` object (the caller then decodes).
+pub fn stored_with_resource_version(kv: &KeyValue) -> Option<Vec<u8>> {
+    let bytes = &kv.value;
+    let at = top_level_metadata_start(bytes)?;
+    let field = format!("\"resourceVersion\":\"{}\"", kv.mod_revision);
+    let empty = bytes[at..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
+    let mut out = Vec::with_capacity(bytes.len() + field.len() + 1);
+    out.extend_from_slice(&bytes[..at]);
+    out.extend_from_slice(field.as_bytes());
+    if !empty {
+        out.push(b',');
+    }
+    out.extend_from_slice(&bytes[at..]);
+    Some(out)
+}
+
+/// The offset just after the `{` that opens the value of the top-level key `metadata`.
+/// Strings (and their escapes) are skipped, so a `"metadata"` inside a value never matches.
+fn top_level_metadata_start(bytes: &[u8]) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                let start = i + 1;
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                let end = i;
+                i += 1;
+                if depth == 1 && &bytes[start..end.min(bytes.len())] == b"metadata" {
+                    let mut j = i;
+                    while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+                        j += 1;
+                    }
+                    if bytes.get(j) == Some(&b':') {
+                        j += 1;
+                        while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+                            j += 1;
+                        }
+                        return (bytes.get(j) == Some(&b'{')).then_some(j + 1);
+                    }
+                }
+                continue;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 /// The bytes stored for an object: compact JSON without `metadata.resourceVersion`.
 pub fn to_stored(object: &Value) -> Vec<u8> {
     let mut copy = object.clone();
@@ -396,6 +453,21 @@ mod tests {
                 .unwrap()
                 .contains("resourceVersion")
         );
+    }
+
+    #[test]
+    fn resource_version_is_spliced_into_top_level_metadata_only() {
+        let stored = br#"{"spec":{"note":"\"metadata\":{","metadata":{"x":1}},"metadata":{"name":"o1"}}"#.to_vec();
+        let kv = KeyValue { key: "k".into(), value: stored, create_revision: 1, mod_revision: 42 };
+        let out = stored_with_resource_version(&kv).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["metadata"]["resourceVersion"], "42");
+        assert!(v["spec"]["metadata"].get("resourceVersion").is_none());
+        let empty = KeyValue { key: "k".into(), value: br#"{"metadata":{}}"#.to_vec(), create_revision: 1, mod_revision: 7 };
+        let v: Value = serde_json::from_slice(&stored_with_resource_version(&empty).unwrap()).unwrap();
+        assert_eq!(v["metadata"], json!({"resourceVersion": "7"}));
+        let none = KeyValue { key: "k".into(), value: br#"{"spec":{}}"#.to_vec(), create_revision: 1, mod_revision: 7 };
+        assert!(stored_with_resource_version(&none).is_none());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
@@ -13,7 +13,7 @@ use super::filter::ListFilter;
 use super::{Ctx, json_response, present_list, single_response};
 use crate::server::errors::ApiError;
 use crate::server::negotiate::{Shape, negotiate};
-use crate::server::object::{collection_prefix, decode, storage_key};
+use crate::server::object::{collection_prefix, decode, is_storage_alias, storage_key, stored_with_resource_version};
 use crate::storage::{ListRequest, Revision, StorageError};
 
 /// How long a "not older than N" read waits for the store to reach N before answering 504.
@@ -207,6 +207,10 @@ fn storage_error(e: StorageError) -> ApiError {
 /// The result of reading a collection.
 pub(crate) struct Listing {
     pub items: Vec<Value>,
+    /// With `raw` reads: the stored objects as JSON bytes with `resourceVersion` set, undecoded.
+    pub raw: Vec<Vec<u8>>,
+    /// Whether the objects are in `raw` (else in `items`).
+    pub is_raw: bool,
     pub revision: Revision,
     pub continue_token: Option<String>,
     pub remaining: Option<u64>,
@@ -220,6 +224,20 @@ pub(crate) async fn read_collection(
     filter: &ListFilter,
     limit: usize,
 ) -> Result<Listing, ApiError> {
+    read_collection_as(ctx, at, token, filter, limit, false).await
+}
+
+/// [`read_collection`]; with `raw` (and no selector) the objects are returned as stored bytes
+/// with `resourceVersion` spliced in, without decoding them — the fast path of plain JSON lists.
+pub(crate) async fn read_collection_as(
+    ctx: &Ctx<'_>,
+    at: ReadAt,
+    token: Option<ContinueToken>,
+    filter: &ListFilter,
+    limit: usize,
+    raw: bool,
+) -> Result<Listing, ApiError> {
+    let raw = raw && filter.is_empty() && !is_storage_alias(ctx.kind);
     let prefix = collection_prefix(ctx.kind, ctx.namespace());
     let mut revision = match at {
         ReadAt::Latest => None,
@@ -231,10 +249,12 @@ pub(crate) async fn read_collection(
     };
     let mut start_after = token.as_ref().map(|t| format!("{prefix}{}", t.after));
     let mut items = Vec::new();
+    let mut raw_items = Vec::new();
+    let mut count = 0;
     let mut continue_key = None;
     let mut remaining = None;
     loop {
-        let want = if limit == 0 { 0 } else { limit - items.len() };
+        let want = if limit == 0 { 0 } else { limit - count };
         let request = ListRequest {
             prefix: prefix.clone(),
             start_after: start_after.clone(),
@@ -248,10 +268,28 @@ pub(crate) async fn read_collection(
         revision = Some(page.revision);
         let page_len = page.items.len();
         for (i, kv) in page.items.iter().enumerate() {
-            let object = decode(ctx.kind, kv).map_err(ApiError::Internal)?;
-            if filter.matches(&object) {
-                items.push(object);
-                if limit > 0 && items.len() == limit {
+            let fast = if raw { stored_with_resource_version(kv) } else { None };
+            let keep = match fast {
+                Some(bytes) => {
+                    raw_items.push(bytes);
+                    true
+                }
+                None => {
+                    let object = decode(ctx.kind, kv).map_err(ApiError::Internal)?;
+                    let keep = filter.matches(&object);
+                    if keep {
+                        if raw {
+                            raw_items.push(serde_json::to_vec(&object).unwrap_or_default());
+                        } else {
+                            items.push(object);
+                        }
+                    }
+                    keep
+                }
+            };
+            if keep {
+                count += 1;
+                if limit > 0 && count == limit {
                     let more_in_page = i + 1 < page_len;
                     if more_in_page || page.remaining > 0 {
                         continue_key = Some(kv.key.clone());
@@ -263,7 +301,7 @@ pub(crate) async fn read_collection(
                 }
             }
         }
-        let done = limit == 0 || items.len() >= limit || page.remaining == 0 || page_len == 0;
+        let done = limit == 0 || count >= limit || page.remaining == 0 || page_len == 0;
         if done {
             break;
         }
@@ -279,6 +317,8 @@ pub(crate) async fn read_collection(
     });
     Ok(Listing {
         items,
+        raw: raw_items,
+        is_raw: raw,
         revision,
         continue_token,
         remaining,
@@ -302,7 +342,8 @@ pub(super) async fn list(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     let filter = ListFilter::from_query(ctx.kind, &ctx.query)?;
     let (at, token) = read_position(ctx)?;
     let limit = ctx.query.integer("limit")?.unwrap_or(0) as usize;
-    let listing = match read_collection(ctx, at, token, &filter, limit).await {
+    let raw = output == crate::server::negotiate::Output::Json;
+    let listing = match read_collection_as(ctx, at, token, &filter, limit, raw).await {
         Err(ApiError::Expired { message, .. }) if ctx.query.non_empty("continue").is_some() => {
             // Offer a token that continues at the latest revision after the same key.
             let token = ContinueToken::decode(ctx.query.non_empty("continue").unwrap_or_default())?;
@@ -329,8 +370,29 @@ pub(super) async fn list(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     if let Some(n) = listing.remaining {
         meta.insert("remainingItemCount".into(), json!(n));
     }
+    if listing.is_raw {
+        return Ok(raw_list_response(ctx.kind, &meta, &listing.raw));
+    }
     let body = present_list(ctx.kind, listing.items, meta, output, &ctx.query)?;
     Ok(json_response(StatusCode::OK, &body, &[]))
+}
+
+/// A JSON list assembled from already-encoded items (same shape as `present_list`'s JSON).
+fn raw_list_response(kind: &crate::server::registry::ResourceKind, meta: &Map<String, Value>, items: &[Vec<u8>]) -> Response {
+    let head = json!({"apiVersion": kind.api_version(), "kind": kind.list_kind, "metadata": meta});
+    let mut body = serde_json::to_vec(&head).unwrap_or_default();
+    body.pop(); // the closing brace; "items" follows
+    body.extend_from_slice(b",\"items\":[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(item);
+    }
+    body.extend_from_slice(b"]}");
+    let mut response = (StatusCode::OK, body).into_response();
+    response.headers_mut().insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/json"));
+    response
 }
 
 #[cfg(test)]

@@ -404,14 +404,14 @@ fn parse_object(
             }
         }
     }
-    if kind.is_secret() {
-        if let Err(problem) = normalize_secret(object) {
-            problems.push(Diagnostic::new(
-                path,
-                document.position_of(&problem.0),
-                problem.1,
-            ));
-        }
+    if kind.is_secret()
+        && let Err(problem) = normalize_secret(object)
+    {
+        problems.push(Diagnostic::new(
+            path,
+            document.position_of(&problem.0),
+            problem.1,
+        ));
     }
     problems.extend(
         check_structure(kind, &manifest)

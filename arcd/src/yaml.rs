@@ -236,10 +236,10 @@ fn parent_path(path: &str) -> Option<&str> {
     if path.is_empty() {
         return None;
     }
-    if path.ends_with(']') {
-        if let Some(open) = path.rfind('[') {
-            return Some(&path[..open]);
-        }
+    if path.ends_with(']')
+        && let Some(open) = path.rfind('[')
+    {
+        return Some(&path[..open]);
     }
     Some(path.rfind('.').map(|dot| &path[..dot]).unwrap_or(""))
 }

@@ -424,13 +424,12 @@ fn executor(raw: &RawConfig, check: &mut Checker<'_>) -> ExecutorSettings {
     if let (Some(per_namespace), Some(at)) = (
         per_namespace_concurrency,
         section.and_then(|e| e.per_namespace_concurrency.as_ref()),
-    ) {
-        if per_namespace > concurrency {
-            check.error(
-                pos(at),
-                format!("executor.perNamespaceConcurrency: {per_namespace} is more than executor.concurrency ({concurrency})"),
-            );
-        }
+    ) && per_namespace > concurrency
+    {
+        check.error(
+            pos(at),
+            format!("executor.perNamespaceConcurrency: {per_namespace} is more than executor.concurrency ({concurrency})"),
+        );
     }
     let argo_section = section.and_then(|e| e.argo.as_ref());
     let argo = match (kind, argo_section) {

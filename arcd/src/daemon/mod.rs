@@ -111,14 +111,11 @@ fn controller_settings(
             (controller, None)
         }
         ExecutorKind::Argo => {
-            let argo = executor
-                .argo
-                .clone()
-                .unwrap_or_else(|| config::ArgoSettings {
-                    kubeconfig: None,
-                    service_account_name: None,
-                    queue_name: None,
-                });
+            let argo = executor.argo.clone().unwrap_or(config::ArgoSettings {
+                kubeconfig: None,
+                service_account_name: None,
+                queue_name: None,
+            });
             let executor_settings = controllers::ArgoExecutorSettings {
                 queue_name: argo.queue_name.clone(),
                 service_account_name: argo.service_account_name.clone(),

@@ -155,11 +155,11 @@ fn target_manifest(object: &FileObject, source: &Path) -> Value {
 /// The file's object with Secret values blanked (what the last-applied annotation records).
 fn redacted(object: &FileObject) -> Value {
     let mut manifest = object.manifest.clone();
-    if object.key.kind.is_secret() {
-        if let Some(Value::Object(data)) = manifest.get_mut("data") {
-            for value in data.values_mut() {
-                *value = Value::String(String::new());
-            }
+    if object.key.kind.is_secret()
+        && let Some(Value::Object(data)) = manifest.get_mut("data")
+    {
+        for value in data.values_mut() {
+            *value = Value::String(String::new());
         }
     }
     manifest
@@ -454,12 +454,10 @@ impl Applier {
             source: applied_source,
             last: Last::Object(last),
         }) = applied
+            && applied_source == source
+            && (Arc::ptr_eq(last, object) || last.manifest == object.manifest)
         {
-            if applied_source == source
-                && (Arc::ptr_eq(last, object) || last.manifest == object.manifest)
-            {
-                return Ok(Op::Unchanged);
-            }
+            return Ok(Op::Unchanged);
         }
         let target = target_manifest(object, source);
         match applied {

@@ -223,10 +223,10 @@ fn read_file(
         )]
     })?;
     let parsed = parse_resource_file(path, &text, default_namespace);
-    if parsed.holds_secret {
-        if let Some(problem) = secret_file_mode_problem(metadata.mode()) {
-            return Err(vec![Diagnostic::whole_file(path, problem)]);
-        }
+    if parsed.holds_secret
+        && let Some(problem) = secret_file_mode_problem(metadata.mode())
+    {
+        return Err(vec![Diagnostic::whole_file(path, problem)]);
     }
     parsed.objects
 }
@@ -348,9 +348,9 @@ mod tests {
         std::fs::create_dir(&sub).unwrap();
         std::fs::write(sub.join("a.yaml"), ORDER).unwrap();
         let mut table = FileTable::default();
-        table.full_refresh(&[sub.clone()], "default");
+        table.full_refresh(std::slice::from_ref(&sub), "default");
         std::fs::rename(&sub, dir.path().join("moved")).unwrap();
-        table.full_refresh(&[sub.clone()], "default");
+        table.full_refresh(std::slice::from_ref(&sub), "default");
         let plan = table.plan();
         assert!(plan.is_protected(&sub.join("a.yaml")));
     }

@@ -316,10 +316,10 @@ impl Syncer {
             }
         }
         self.logged = by_file;
-        if let Some(path) = &self.status_file {
-            if let Err(error) = report.write_to(path) {
-                tracing::warn!(%error, path = %path.display(), "cannot write the sync status file");
-            }
+        if let Some(path) = &self.status_file
+            && let Err(error) = report.write_to(path)
+        {
+            tracing::warn!(%error, path = %path.display(), "cannot write the sync status file");
         }
     }
 

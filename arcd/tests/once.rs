@@ -20,6 +20,11 @@ fn free_port() -> u16 {
 
 /// Runs `arcd run --once` on `orders` with a fresh data directory.
 fn run_once(work: &Path, orders: &Path) -> Output {
+    run_once_with_config(work, orders, Path::new("/dev/null"))
+}
+
+/// [`run_once`] with a configuration file.
+fn run_once_with_config(work: &Path, orders: &Path, config: &Path) -> Output {
     Command::new(ARCD)
         .args([
             "run",
@@ -27,9 +32,9 @@ fn run_once(work: &Path, orders: &Path) -> Output {
             "--timeout",
             "3m",
             "--config",
-            "/dev/null",
-            "--data-dir",
         ])
+        .arg(config)
+        .arg("--data-dir")
         .arg(work.join("data"))
         .arg("--resource-dir")
         .arg(orders)
@@ -196,4 +201,23 @@ fn images_move_between_real_registry_repositories() {
         "{}",
         text(&output)
     );
+}
+
+#[test]
+fn the_configured_scanner_runs_in_every_worker_and_can_refuse() {
+    let work = tempfile::tempdir().unwrap();
+    let (orders, mirror) = (work.path().join("orders"), work.path().join("mirror"));
+    std::fs::create_dir_all(&orders).unwrap();
+    std::fs::create_dir_all(&mirror).unwrap();
+    std::fs::write(orders.join("quickstart.yaml"), quickstart(&mirror)).unwrap();
+    let config = work.path().join("arcd.yaml");
+    std::fs::write(&config, "scanner:\n  command: [/bin/false]\n").unwrap();
+    let output = run_once_with_config(work.path(), &orders, &config);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("0/2 artifacts succeeded"),
+        "{}",
+        text(&output)
+    );
+    assert!(!mirror.join("hello.txt").exists(), "a refused file is never published");
 }

@@ -76,6 +76,9 @@ pub struct LocalExecutorSettings {
     pub timeout: Option<Duration>,
     /// Bytes of a failed worker's stderr kept for `status.message`. Default [`DEFAULT_LOG_TAIL_BYTES`].
     pub log_tail_bytes: usize,
+    /// Extra environment for every worker, e.g. the scanner (`ARC_SCANNER_COMMAND`). Never
+    /// credentials: those go into the private secret directories.
+    pub worker_env: Vec<(String, String)>,
 }
 
 impl LocalExecutorSettings {
@@ -93,6 +96,7 @@ impl LocalExecutorSettings {
             max_parallel_per_namespace: DEFAULT_MAX_PARALLEL_WORKERS_PER_NAMESPACE,
             timeout: None,
             log_tail_bytes: DEFAULT_LOG_TAIL_BYTES,
+            worker_env: Vec::new(),
         }
     }
 }

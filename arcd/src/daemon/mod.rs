@@ -105,6 +105,9 @@ fn controller_settings(
                 .unwrap_or(executor.concurrency)
                 .get();
             local.runtime_dir = Some(settings.data_dir.join("workers"));
+            if let Some(scanner) = &settings.scanner {
+                local.worker_env = scanner.worker_environment();
+            }
             let mut controller =
                 controllers::Settings::new(controllers::ExecutorSettings::Local(local));
             controller.reporting_instance = hostname();

@@ -278,6 +278,7 @@ impl Executor for LocalExecutor {
             timeout: self.settings.timeout,
             log_tail_bytes: self.settings.log_tail_bytes,
             workflow: format!("{namespace}/{}", workflow.name_any()),
+            env: self.settings.worker_env.clone(),
         };
         let task_job = job.clone();
         let global = self.global.clone();

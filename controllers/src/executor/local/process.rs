@@ -38,6 +38,8 @@ pub struct WorkerRun {
     pub log_tail_bytes: usize,
     /// `namespace/name` of the workflow, for logs and the worker's environment.
     pub workflow: String,
+    /// Extra environment (the scanner settings).
+    pub env: Vec<(String, String)>,
 }
 
 /// How a run ended.
@@ -202,6 +204,7 @@ pub async fn run_worker(
             &secrets.src(),
             &secrets.dst(),
         ))
+        .envs(run.env.iter().map(|(k, v)| (k, v)))
         .env("ARC_ARTIFACTWORKFLOW", &run.workflow)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

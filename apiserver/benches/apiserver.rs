@@ -166,9 +166,10 @@ async fn list_and_watch(sizes: &Sizes) {
     // Server side: the whole HTTP response of a LIST, as kubectl receives it.
     let mut times = Vec::new();
     for _ in 0..5 {
-        let request = http::Request::get("/apis/arc.opendefense.cloud/v1alpha1/namespaces/default/orders")
-            .body(Vec::new())
-            .unwrap();
+        let request =
+            http::Request::get("/apis/arc.opendefense.cloud/v1alpha1/namespaces/default/orders")
+                .body(Vec::new())
+                .unwrap();
         let t = Instant::now();
         let body = client.request_text(request).await.unwrap();
         times.push(t.elapsed());

@@ -362,7 +362,7 @@ fn scenario(version: &str) {
         r#"{"metadata":{"finalizers":["arc.test/hold"]}}"#,
     ]);
     let start = Instant::now();
-    let mut delete = k
+    let delete = k
         .command(&["delete", "ord", "o1", "--timeout=60s"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -438,9 +438,19 @@ fn scenario(version: &str) {
 
     // Core Secrets: kubectl create secret, and apply (kubectl patches core kinds with strategic
     // merge patches, which the server takes as merge patches for them).
-    k.ok(&["create", "secret", "generic", "creds", "--from-literal=password=s3cret"]);
-    assert_eq!(k.ok(&["get", "secret", "creds", "-o", "jsonpath={.data.password}"]), "czNjcmV0");
-    let secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: applied}\nstringData: {token: one}\n";
+    k.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "creds",
+        "--from-literal=password=s3cret",
+    ]);
+    assert_eq!(
+        k.ok(&["get", "secret", "creds", "-o", "jsonpath={.data.password}"]),
+        "czNjcmV0"
+    );
+    let secret =
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: applied}\nstringData: {token: one}\n";
     k.apply_stdin(secret, &[]);
     let changed = k.apply_stdin(&secret.replace("one", "two"), &[]);
     assert!(changed.contains("secret/applied configured"), "{changed}");

@@ -41,9 +41,20 @@ pub fn parse() -> Result<Cli, ExitCode> {
     use clap::error::ErrorKind;
     match Cli::try_parse() {
         Ok(cli) => Ok(cli),
-        Err(error) if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) => {
+        Err(error)
+            if matches!(
+                error.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
             let _ = error.print();
-            Err(if error.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+            Err(if error.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Err(error) => {
             // clap's message up to its usage hint, folded onto one line.
@@ -55,7 +66,10 @@ pub fn parse() -> Result<Cli, ExitCode> {
                 .filter(|l| !l.is_empty())
                 .collect();
             let message = message.join(" ");
-            eprintln!("arcd: {}", message.strip_prefix("error: ").unwrap_or(&message));
+            eprintln!(
+                "arcd: {}",
+                message.strip_prefix("error: ").unwrap_or(&message)
+            );
             Err(ExitCode::from(2))
         }
     }

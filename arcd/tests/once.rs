@@ -26,13 +26,7 @@ fn run_once(work: &Path, orders: &Path) -> Output {
 /// [`run_once`] with a configuration file.
 fn run_once_with_config(work: &Path, orders: &Path, config: &Path) -> Output {
     Command::new(ARCD)
-        .args([
-            "run",
-            "--once",
-            "--timeout",
-            "3m",
-            "--config",
-        ])
+        .args(["run", "--once", "--timeout", "3m", "--config"])
         .arg(config)
         .arg("--data-dir")
         .arg(work.join("data"))
@@ -219,5 +213,8 @@ fn the_configured_scanner_runs_in_every_worker_and_can_refuse() {
         "{}",
         text(&output)
     );
-    assert!(!mirror.join("hello.txt").exists(), "a refused file is never published");
+    assert!(
+        !mirror.join("hello.txt").exists(),
+        "a refused file is never published"
+    );
 }

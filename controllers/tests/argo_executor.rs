@@ -114,7 +114,9 @@ async fn workflows_are_created_valid_and_their_phases_and_failures_flow_back() {
     .await;
 
     // What the executor asked Argo to run.
-    let Some(schema) = ArgoSchema::load() else { return };
+    let Some(schema) = ArgoSchema::load() else {
+        return;
+    };
     let aws: BTreeMap<String, apiserver::types::ArtifactWorkflow> = env
         .workflows_of("o")
         .await

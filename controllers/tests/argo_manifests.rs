@@ -37,7 +37,9 @@ fn rendered_templates(image: &str) -> Vec<Value> {
 
 #[test]
 fn shipped_cluster_workflow_templates_validate_against_argo_schema() {
-    let Some(schema) = ArgoSchema::load() else { return };
+    let Some(schema) = ArgoSchema::load() else {
+        return;
+    };
     let docs = rendered_templates("registry.example.com/arc/arcd:1.2.3");
     let names: Vec<&str> = docs
         .iter()
@@ -123,7 +125,9 @@ fn install_script_refuses_bad_image_references() {
 
 #[test]
 fn the_validator_catches_mistakes() {
-    let Some(schema) = ArgoSchema::load() else { return };
+    let Some(schema) = ArgoSchema::load() else {
+        return;
+    };
     let bad = json!({
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Workflow",
@@ -203,7 +207,9 @@ fn artifact_workflow(
 
 #[test]
 fn produced_workflows_validate_and_carry_template_parameters_volumes_and_owner() {
-    let Some(schema) = ArgoSchema::load() else { return };
+    let Some(schema) = ArgoSchema::load() else {
+        return;
+    };
     let variants = [
         (
             artifact_workflow(None, None, true),

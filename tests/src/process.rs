@@ -18,8 +18,15 @@ impl ServerProcess {
     pub fn spawn(name: &str, mut command: Command, log: &std::path::Path) -> std::io::Result<Self> {
         let out = std::fs::File::create(log)?;
         let err = out.try_clone()?;
-        let child = command.stdin(Stdio::null()).stdout(out).stderr(err).spawn()?;
-        Ok(Self { child, name: name.to_string() })
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()?;
+        Ok(Self {
+            child,
+            name: name.to_string(),
+        })
     }
 
     /// Waits until `addr` accepts TCP connections, or panics after `timeout` naming the server.
@@ -30,7 +37,10 @@ impl ServerProcess {
                 return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("{} exited with {status} before listening on {addr}", self.name);
+                panic!(
+                    "{} exited with {status} before listening on {addr}",
+                    self.name
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }

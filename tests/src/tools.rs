@@ -32,7 +32,11 @@ pub fn require(name: &str, test: &str) -> Option<PathBuf> {
     }
     let message = format!(
         "tool `{name}` not found: {test} needs it (install it, see .ci/run); {}",
-        if in_ci() { "failing because CI is set" } else { "SKIPPED" }
+        if in_ci() {
+            "failing because CI is set"
+        } else {
+            "SKIPPED"
+        }
     );
     if in_ci() {
         panic!("{message}");

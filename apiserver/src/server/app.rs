@@ -123,7 +123,9 @@ fn tagged(headers: &HeaderMap, body: &Value, content_type: &'static str) -> Resp
         return response;
     }
     let mut response = (StatusCode::OK, bytes).into_response();
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Ok(v) = HeaderValue::from_str(&etag) {
         response.headers_mut().insert(ETAG, v);
     }
@@ -137,52 +139,87 @@ fn discovery_format(headers: &HeaderMap) -> Result<DiscoveryFormat, ApiError> {
 }
 
 /// `/api`: the core group's versions (legacy `APIVersions` or aggregated); 404 in cluster mode.
-async fn discovery_core(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn discovery_core(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let format = discovery_format(&headers)?;
     match format {
         DiscoveryFormat::Legacy => {
             let body = discovery::api_versions(&state.kinds, None).ok_or(ApiError::UnknownPath)?;
             Ok(tagged(&headers, &body, format.content_type()))
         }
-        aggregated => Ok(tagged(&headers, &discovery::aggregated_core(&state.kinds, aggregated), aggregated.content_type())),
+        aggregated => Ok(tagged(
+            &headers,
+            &discovery::aggregated_core(&state.kinds, aggregated),
+            aggregated.content_type(),
+        )),
     }
 }
 
 /// `/api/v1`: the core `APIResourceList`.
-async fn discovery_core_version(State(state): State<Arc<ApiState>>, Path(version): Path<String>) -> Result<Response, ApiError> {
-    let body = discovery::api_resource_list(&state.kinds, "", &version).ok_or(ApiError::UnknownPath)?;
+async fn discovery_core_version(
+    State(state): State<Arc<ApiState>>,
+    Path(version): Path<String>,
+) -> Result<Response, ApiError> {
+    let body =
+        discovery::api_resource_list(&state.kinds, "", &version).ok_or(ApiError::UnknownPath)?;
     Ok(rest::json_response(StatusCode::OK, &body, &[]))
 }
 
 /// `/apis`: every named group (legacy `APIGroupList` or aggregated, by Accept).
-async fn discovery_apis(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn discovery_apis(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let format = discovery_format(&headers)?;
-    Ok(tagged(&headers, &discovery::apis(&state.kinds, format), format.content_type()))
+    Ok(tagged(
+        &headers,
+        &discovery::apis(&state.kinds, format),
+        format.content_type(),
+    ))
 }
 
 /// `/apis/{group}`: one `APIGroup`.
-async fn discovery_group(State(state): State<Arc<ApiState>>, Path(group): Path<String>) -> Result<Response, ApiError> {
+async fn discovery_group(
+    State(state): State<Arc<ApiState>>,
+    Path(group): Path<String>,
+) -> Result<Response, ApiError> {
     let body = discovery::api_group(&state.kinds, &group).ok_or(ApiError::UnknownPath)?;
     Ok(rest::json_response(StatusCode::OK, &body, &[]))
 }
 
 /// `/apis/{group}/{version}`: its `APIResourceList` (also the aggregator's availability probe).
-async fn discovery_group_version(State(state): State<Arc<ApiState>>, Path((group, version)): Path<(String, String)>) -> Result<Response, ApiError> {
-    let body = discovery::api_resource_list(&state.kinds, &group, &version).ok_or(ApiError::UnknownPath)?;
+async fn discovery_group_version(
+    State(state): State<Arc<ApiState>>,
+    Path((group, version)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let body = discovery::api_resource_list(&state.kinds, &group, &version)
+        .ok_or(ApiError::UnknownPath)?;
     Ok(rest::json_response(StatusCode::OK, &body, &[]))
 }
 
 /// `/openapi/v2`: Swagger 2.0 as JSON or gnostic protobuf, by Accept.
-async fn openapi_v2(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let format = V2Format::negotiate(header(&headers, ACCEPT))
-        .ok_or_else(|| ApiError::NotAcceptable(format!("application/json, {}", V2Format::Protobuf.content_type())))?;
+async fn openapi_v2(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let format = V2Format::negotiate(header(&headers, ACCEPT)).ok_or_else(|| {
+        ApiError::NotAcceptable(format!(
+            "application/json, {}",
+            V2Format::Protobuf.content_type()
+        ))
+    })?;
     let doc = state.openapi.v2_as(format);
     let etag = doc.etag();
     if discovery::if_none_match(header(&headers, IF_NONE_MATCH), &etag) {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
     let mut response = (StatusCode::OK, doc.body.clone()).into_response();
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
     if let Ok(v) = HeaderValue::from_str(&etag) {
         response.headers_mut().insert(ETAG, v);
     }
@@ -197,18 +234,34 @@ async fn openapi_v3_root(State(state): State<Arc<ApiState>>) -> Response {
 fn accepts_json(headers: &HeaderMap) -> bool {
     header(headers, ACCEPT).is_none_or(|accept| {
         accept.trim().is_empty()
-            || accept.split(',').any(|c| matches!(c.split(';').next().unwrap_or("").trim(), "application/json" | "*/*" | "application/*"))
+            || accept.split(',').any(|c| {
+                matches!(
+                    c.split(';').next().unwrap_or("").trim(),
+                    "application/json" | "*/*" | "application/*"
+                )
+            })
     })
 }
 
 /// `/openapi/v3/{key}`: one document, pinned by `?hash=` (immutable caching) or redirected to
 /// the current hash.
-async fn openapi_v3(State(state): State<Arc<ApiState>>, Path(key): Path<String>, headers: HeaderMap, request: Request) -> Result<Response, ApiError> {
+async fn openapi_v3(
+    State(state): State<Arc<ApiState>>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    request: Request,
+) -> Result<Response, ApiError> {
     if !accepts_json(&headers) {
         return Err(ApiError::NotAcceptable("application/json".into()));
     }
-    let hash = request.uri().query().and_then(|q| q.split('&').find_map(|p| p.strip_prefix("hash=")));
-    let check = state.openapi.check_hash(&key, hash).ok_or(ApiError::UnknownPath)?;
+    let hash = request
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("hash=")));
+    let check = state
+        .openapi
+        .check_hash(&key, hash)
+        .ok_or(ApiError::UnknownPath)?;
     let doc = state.openapi.v3(&key).ok_or(ApiError::UnknownPath)?;
     let mut response = match check {
         HashCheck::Redirect(location) => {
@@ -220,8 +273,11 @@ async fn openapi_v3(State(state): State<Arc<ApiState>>, Path(key): Path<String>,
         }
         HashCheck::Current => {
             let mut r = (StatusCode::OK, doc.body.clone()).into_response();
-            r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("public, immutable"));
-            let expires = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 365)).strftime("%a, %d %b %Y %H:%M:%S GMT").to_string();
+            r.headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("public, immutable"));
+            let expires = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 365))
+                .strftime("%a, %d %b %Y %H:%M:%S GMT")
+                .to_string();
             if let Ok(v) = HeaderValue::from_str(&expires) {
                 r.headers_mut().insert(EXPIRES, v);
             }
@@ -229,7 +285,9 @@ async fn openapi_v3(State(state): State<Arc<ApiState>>, Path(key): Path<String>,
         }
         HashCheck::Unpinned => (StatusCode::OK, doc.body.clone()).into_response(),
     };
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Ok(v) = HeaderValue::from_str(&doc.etag()) {
         response.headers_mut().insert(ETAG, v);
     }

@@ -112,7 +112,11 @@ pub fn body_format(headers: &HeaderMap, patch: bool) -> Result<BodyFormat, ApiEr
 /// patches). For the core kinds the embedded server serves (Secrets, Namespaces, Events) kubectl
 /// always sends strategic merge patches, whatever the OpenAPI says; their fields have no merge
 /// keys that behave differently from a JSON merge patch, so `core_kind` accepts them as one.
-pub fn body_format_for(headers: &HeaderMap, patch: bool, core_kind: bool) -> Result<BodyFormat, ApiError> {
+pub fn body_format_for(
+    headers: &HeaderMap,
+    patch: bool,
+    core_kind: bool,
+) -> Result<BodyFormat, ApiError> {
     let raw = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -457,16 +457,34 @@ mod tests {
 
     #[test]
     fn resource_version_is_spliced_into_top_level_metadata_only() {
-        let stored = br#"{"spec":{"note":"\"metadata\":{","metadata":{"x":1}},"metadata":{"name":"o1"}}"#.to_vec();
-        let kv = KeyValue { key: "k".into(), value: stored, create_revision: 1, mod_revision: 42 };
+        let stored =
+            br#"{"spec":{"note":"\"metadata\":{","metadata":{"x":1}},"metadata":{"name":"o1"}}"#
+                .to_vec();
+        let kv = KeyValue {
+            key: "k".into(),
+            value: stored,
+            create_revision: 1,
+            mod_revision: 42,
+        };
         let out = stored_with_resource_version(&kv).unwrap();
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["metadata"]["resourceVersion"], "42");
         assert!(v["spec"]["metadata"].get("resourceVersion").is_none());
-        let empty = KeyValue { key: "k".into(), value: br#"{"metadata":{}}"#.to_vec(), create_revision: 1, mod_revision: 7 };
-        let v: Value = serde_json::from_slice(&stored_with_resource_version(&empty).unwrap()).unwrap();
+        let empty = KeyValue {
+            key: "k".into(),
+            value: br#"{"metadata":{}}"#.to_vec(),
+            create_revision: 1,
+            mod_revision: 7,
+        };
+        let v: Value =
+            serde_json::from_slice(&stored_with_resource_version(&empty).unwrap()).unwrap();
         assert_eq!(v["metadata"], json!({"resourceVersion": "7"}));
-        let none = KeyValue { key: "k".into(), value: br#"{"spec":{}}"#.to_vec(), create_revision: 1, mod_revision: 7 };
+        let none = KeyValue {
+            key: "k".into(),
+            value: br#"{"spec":{}}"#.to_vec(),
+            create_revision: 1,
+            mod_revision: 7,
+        };
         assert!(stored_with_resource_version(&none).is_none());
     }
 

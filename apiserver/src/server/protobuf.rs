@@ -39,7 +39,10 @@ impl<'a> Reader<'a> {
     fn varint(&mut self) -> Result<u64, ProtobufError> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
-            let (&byte, rest) = self.data.split_first().ok_or(ProtobufError::Malformed("truncated varint"))?;
+            let (&byte, rest) = self
+                .data
+                .split_first()
+                .ok_or(ProtobufError::Malformed("truncated varint"))?;
             self.data = rest;
             value |= u64::from(byte & 0x7f) << shift;
             if byte & 0x80 == 0 {
@@ -58,7 +61,8 @@ impl<'a> Reader<'a> {
         let field = match wire {
             0 => Field::Varint(self.varint()?),
             2 => {
-                let len = usize::try_from(self.varint()?).map_err(|_| ProtobufError::Malformed("length"))?;
+                let len = usize::try_from(self.varint()?)
+                    .map_err(|_| ProtobufError::Malformed("length"))?;
                 if len > self.data.len() {
                     return Err(ProtobufError::Malformed("truncated field"));
                 }
@@ -224,7 +228,9 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtobufError> {
     match (api_version.as_str(), kind.as_str()) {
         ("v1", "Secret") => secret(raw),
         ("v1", "Namespace") => namespace(raw),
-        _ => Err(ProtobufError::UnsupportedKind(format!("{api_version}/{kind}"))),
+        _ => Err(ProtobufError::UnsupportedKind(format!(
+            "{api_version}/{kind}"
+        ))),
     }
 }
 
@@ -260,7 +266,11 @@ mod tests {
 
     #[test]
     fn decodes_a_secret_like_kubectl_sends_it() {
-        let meta = [field(1, b"creds"), field(11, &[field(1, b"app"), field(2, b"arc")].concat())].concat();
+        let meta = [
+            field(1, b"creds"),
+            field(11, &[field(1, b"app"), field(2, b"arc")].concat()),
+        ]
+        .concat();
         let data_entry = [field(1, b"password"), field(2, b"s3cret")].concat();
         let secret = [field(1, &meta), field(2, &data_entry), field(3, b"Opaque")].concat();
         let type_meta = [field(1, b"v1"), field(2, b"Secret")].concat();
@@ -278,6 +288,9 @@ mod tests {
         assert!(decode(&[MAGIC, &[0x0a, 0xff]].concat()).is_err());
         let type_meta = [field(1, b"v1"), field(2, b"Pod")].concat();
         let body = [MAGIC.to_vec(), field(1, &type_meta), field(2, b"")].concat();
-        assert!(matches!(decode(&body), Err(ProtobufError::UnsupportedKind(_))));
+        assert!(matches!(
+            decode(&body),
+            Err(ProtobufError::UnsupportedKind(_))
+        ));
     }
 }

@@ -62,19 +62,30 @@ pub const ACTIVE_NAMESPACE_CACHE: Duration = Duration::from_secs(1);
 impl ApiState {
     /// Whether `namespace` was seen active within [`ACTIVE_NAMESPACE_CACHE`].
     pub fn namespace_recently_active(&self, namespace: &str) -> bool {
-        let cache = self.active_namespaces.lock().unwrap_or_else(|e| e.into_inner());
-        cache.get(namespace).is_some_and(|at| at.elapsed() < ACTIVE_NAMESPACE_CACHE)
+        let cache = self
+            .active_namespaces
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        cache
+            .get(namespace)
+            .is_some_and(|at| at.elapsed() < ACTIVE_NAMESPACE_CACHE)
     }
 
     /// Records that `namespace` exists and is not terminating.
     pub fn remember_active_namespace(&self, namespace: &str) {
-        let mut cache = self.active_namespaces.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = self
+            .active_namespaces
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         cache.insert(namespace.to_string(), std::time::Instant::now());
     }
 
     /// Forgets `namespace` (it is being deleted).
     pub fn forget_namespace(&self, namespace: &str) {
-        let mut cache = self.active_namespaces.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = self
+            .active_namespaces
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         cache.remove(namespace);
     }
 
@@ -86,7 +97,15 @@ impl ApiState {
         shutdown: CancellationToken,
     ) -> Arc<Self> {
         let openapi = super::openapi::OpenApi::new(&kinds);
-        Arc::new(Self { store, kinds, options, shutdown, openapi, active_namespaces: Default::default(), deletions: Notify::new() })
+        Arc::new(Self {
+            store,
+            kinds,
+            options,
+            shutdown,
+            openapi,
+            active_namespaces: Default::default(),
+            deletions: Notify::new(),
+        })
     }
 
     /// The kind serving `group`/`plural` (any version), if any.

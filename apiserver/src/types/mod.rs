@@ -134,7 +134,9 @@ pub struct ArtifactTypeRules {
 }
 
 /// A named string parameter handed to a workflow.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema,
+)]
 pub struct ArtifactWorkflowParameter {
     /// The parameter's name, e.g. `specImage`.
     pub name: String,

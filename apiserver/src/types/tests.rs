@@ -16,7 +16,18 @@ fn order_round_trips_with_original_field_names() {
     });
     let order: Order = serde_json::from_value(yaml.clone()).unwrap();
     assert_eq!(order.spec.artifacts[0].type_, "oci");
-    assert_eq!(order.spec.defaults.as_ref().unwrap().src_ref.as_ref().unwrap().name, "docker-hub");
+    assert_eq!(
+        order
+            .spec
+            .defaults
+            .as_ref()
+            .unwrap()
+            .src_ref
+            .as_ref()
+            .unwrap()
+            .name,
+        "docker-hub"
+    );
     assert_eq!(serde_json::to_value(&order).unwrap(), yaml);
 }
 
@@ -32,7 +43,10 @@ fn kinds_carry_group_version_and_scope() {
 #[test]
 fn phase_serialises_like_argo() {
     assert_eq!(serde_json::to_value(WorkflowPhase::Unknown).unwrap(), "");
-    assert_eq!(serde_json::to_value(WorkflowPhase::Succeeded).unwrap(), "Succeeded");
+    assert_eq!(
+        serde_json::to_value(WorkflowPhase::Succeeded).unwrap(),
+        "Succeeded"
+    );
     let p: WorkflowPhase = serde_json::from_value(serde_json::json!("")).unwrap();
     assert!(p.is_unknown());
     assert!(WorkflowPhase::Error.is_completed());
@@ -50,7 +64,11 @@ fn cluster_artifact_type_spec_is_flat() {
 #[test]
 fn artifact_spec_schema_preserves_unknown_fields() {
     let crd = serde_json::to_value(Order::crd()).unwrap();
-    let art = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["artifacts"]["items"];
-    assert_eq!(art["properties"]["spec"]["x-kubernetes-preserve-unknown-fields"], true, "{art}");
+    let art = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        ["artifacts"]["items"];
+    assert_eq!(
+        art["properties"]["spec"]["x-kubernetes-preserve-unknown-fields"], true,
+        "{art}"
+    );
     assert_eq!(art["required"], serde_json::json!(["type"]));
 }

@@ -50,18 +50,25 @@ pub fn run(args: ApiserverArgs) -> anyhow::Result<ExitCode> {
         StorageKind::Etcd if args.etcd_endpoints.is_empty() => {
             anyhow::bail!("--storage etcd needs --etcd-endpoints URL[,URL...]")
         }
-        StorageKind::Etcd => StorageBackend::Etcd { endpoints: args.etcd_endpoints.clone() },
+        StorageKind::Etcd => StorageBackend::Etcd {
+            endpoints: args.etcd_endpoints.clone(),
+        },
     };
     let config = ServerConfig {
         data_dir: args.data_dir.clone(),
         listen: args.listen,
         storage,
         hostnames: args.tls_san.clone(),
-        options: ServerOptions { embedded: !args.no_embedded_core, ..ServerOptions::default() },
+        options: ServerOptions {
+            embedded: !args.no_embedded_core,
+            ..ServerOptions::default()
+        },
         extra_kinds: Vec::new(),
     };
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .try_init();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

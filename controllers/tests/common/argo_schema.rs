@@ -20,10 +20,16 @@ impl ArgoSchema {
     /// Loads Argo's schema from `shared/reference/` beside the checkout (CI has it there). A
     /// missing schema fails under CI and skips the check loudly elsewhere (`None`).
     pub fn load() -> Option<Self> {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/reference/argo-workflows.schema.json");
-        let path = arc_tests::tools::require(path, "validating Argo objects against Argo's JSON schema")?;
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/reference/argo-workflows.schema.json"
+        );
+        let path =
+            arc_tests::tools::require(path, "validating Argo objects against Argo's JSON schema")?;
         let text = std::fs::read_to_string(path).expect("read Argo schema");
-        Some(Self { root: serde_json::from_str(&text).expect("Argo schema is JSON") })
+        Some(Self {
+            root: serde_json::from_str(&text).expect("Argo schema is JSON"),
+        })
     }
 
     /// Every violation of `value` against definition `io.argoproj.workflow.v1alpha1.<kind>`,

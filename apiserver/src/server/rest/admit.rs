@@ -6,7 +6,9 @@ use serde_json::Value;
 
 use super::Ctx;
 use crate::server::errors::{ApiError, Cause};
-use crate::server::validation::{FieldValidation, apply_defaults, apply_field_validation, check_object};
+use crate::server::validation::{
+    FieldValidation, apply_defaults, apply_field_validation, check_object,
+};
 
 /// Whether the write is a patch (strict-decoding errors then are 422 on field `patch`, as upstream).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

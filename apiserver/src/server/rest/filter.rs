@@ -23,7 +23,11 @@ impl ListFilter {
             .map_err(|e| ApiError::BadRequest(e.to_string()))?;
         let fields = FieldSelector::parse_for(kind, query.get("fieldSelector").unwrap_or(""))
             .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        Ok(Self { kind: kind.clone(), labels, fields })
+        Ok(Self {
+            kind: kind.clone(),
+            labels,
+            fields,
+        })
     }
 
     /// Whether no selector was given.

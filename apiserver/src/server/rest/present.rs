@@ -8,7 +8,8 @@ use crate::server::negotiate::Output;
 use crate::server::registry::ResourceKind;
 use crate::server::request::Query;
 use crate::server::table::{
-    IncludeObject, MetaVersion, TableOptions, list_table, object_table, partial_object_metadata, partial_object_metadata_list,
+    IncludeObject, MetaVersion, TableOptions, list_table, object_table, partial_object_metadata,
+    partial_object_metadata_list,
 };
 
 /// `PartialObjectMetadata` of one object.
@@ -17,23 +18,43 @@ pub fn partial_metadata(object: &Value) -> Value {
 }
 
 fn options(query: &Query, version: &str, with_columns: bool) -> Result<TableOptions, ApiError> {
-    let include_object = IncludeObject::parse(query.get("includeObject")).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let version = MetaVersion::parse(version).ok_or_else(|| ApiError::NotAcceptable("application/json".into()))?;
-    Ok(TableOptions { version, include_object, include_column_definitions: with_columns, ..TableOptions::default() })
+    let include_object = IncludeObject::parse(query.get("includeObject"))
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let version = MetaVersion::parse(version)
+        .ok_or_else(|| ApiError::NotAcceptable("application/json".into()))?;
+    Ok(TableOptions {
+        version,
+        include_object,
+        include_column_definitions: with_columns,
+        ..TableOptions::default()
+    })
 }
 
 /// One object in the requested representation.
-pub fn present_single(kind: &ResourceKind, object: &Value, output: Output, query: &Query) -> Result<Value, ApiError> {
+pub fn present_single(
+    kind: &ResourceKind,
+    object: &Value,
+    output: Output,
+    query: &Query,
+) -> Result<Value, ApiError> {
     match output {
         Output::Json => Ok(object.clone()),
         Output::PartialObjectMetadata => Ok(partial_metadata(object)),
         Output::Table(version) => Ok(object_table(kind, object, &options(query, version, true)?)),
-        Output::PartialObjectMetadataList => Err(ApiError::NotAcceptable("application/json".into())),
+        Output::PartialObjectMetadataList => {
+            Err(ApiError::NotAcceptable("application/json".into()))
+        }
     }
 }
 
 /// A list (items plus list metadata) in the requested representation.
-pub fn present_list(kind: &ResourceKind, items: Vec<Value>, list_meta: Map<String, Value>, output: Output, query: &Query) -> Result<Value, ApiError> {
+pub fn present_list(
+    kind: &ResourceKind,
+    items: Vec<Value>,
+    list_meta: Map<String, Value>,
+    output: Output,
+    query: &Query,
+) -> Result<Value, ApiError> {
     let meta = Value::Object(list_meta);
     match output {
         Output::Json => Ok(json!({
@@ -42,14 +63,31 @@ pub fn present_list(kind: &ResourceKind, items: Vec<Value>, list_meta: Map<Strin
             "metadata": meta,
             "items": items,
         })),
-        Output::PartialObjectMetadataList => Ok(partial_object_metadata_list(&items, &meta, MetaVersion::V1)),
-        Output::Table(version) => Ok(list_table(kind, &items, &meta, &options(query, version, true)?)),
+        Output::PartialObjectMetadataList => {
+            Ok(partial_object_metadata_list(&items, &meta, MetaVersion::V1))
+        }
+        Output::Table(version) => Ok(list_table(
+            kind,
+            &items,
+            &meta,
+            &options(query, version, true)?,
+        )),
         Output::PartialObjectMetadata => Err(ApiError::NotAcceptable("application/json".into())),
     }
 }
 
 /// A one-row Table for a watch event; `with_columns` = false omits the column definitions
 /// (every event after the first).
-pub fn event_table(kind: &ResourceKind, object: &Value, version: &str, query: &Query, with_columns: bool) -> Result<Value, ApiError> {
-    Ok(object_table(kind, object, &options(query, version, with_columns)?))
+pub fn event_table(
+    kind: &ResourceKind,
+    object: &Value,
+    version: &str,
+    query: &Query,
+    with_columns: bool,
+) -> Result<Value, ApiError> {
+    Ok(object_table(
+        kind,
+        object,
+        &options(query, version, with_columns)?,
+    ))
 }

@@ -13,7 +13,9 @@ use super::filter::ListFilter;
 use super::{Ctx, json_response, present_list, single_response};
 use crate::server::errors::ApiError;
 use crate::server::negotiate::{Shape, negotiate};
-use crate::server::object::{collection_prefix, decode, is_storage_alias, storage_key, stored_with_resource_version};
+use crate::server::object::{
+    collection_prefix, decode, is_storage_alias, storage_key, stored_with_resource_version,
+};
 use crate::storage::{ListRequest, Revision, StorageError};
 
 /// How long a "not older than N" read waits for the store to reach N before answering 504.
@@ -268,7 +270,11 @@ pub(crate) async fn read_collection_as(
         revision = Some(page.revision);
         let page_len = page.items.len();
         for (i, kv) in page.items.iter().enumerate() {
-            let fast = if raw { stored_with_resource_version(kv) } else { None };
+            let fast = if raw {
+                stored_with_resource_version(kv)
+            } else {
+                None
+            };
             let keep = match fast {
                 Some(bytes) => {
                     raw_items.push(bytes);
@@ -378,7 +384,11 @@ pub(super) async fn list(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
 }
 
 /// A JSON list assembled from already-encoded items (same shape as `present_list`'s JSON).
-fn raw_list_response(kind: &crate::server::registry::ResourceKind, meta: &Map<String, Value>, items: &[Vec<u8>]) -> Response {
+fn raw_list_response(
+    kind: &crate::server::registry::ResourceKind,
+    meta: &Map<String, Value>,
+    items: &[Vec<u8>],
+) -> Response {
     let head = json!({"apiVersion": kind.api_version(), "kind": kind.list_kind, "metadata": meta});
     let mut body = serde_json::to_vec(&head).unwrap_or_default();
     body.pop(); // the closing brace; "items" follows
@@ -391,7 +401,10 @@ fn raw_list_response(kind: &crate::server::registry::ResourceKind, meta: &Map<St
     }
     body.extend_from_slice(b"]}");
     let mut response = (StatusCode::OK, body).into_response();
-    response.headers_mut().insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
     response
 }
 

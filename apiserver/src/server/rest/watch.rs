@@ -42,7 +42,8 @@ impl Encoder {
             Output::Table(version) => {
                 let with_columns = !self.sent_table_header;
                 self.sent_table_header = true;
-                event_table(&self.kind, object, version, &self.query, with_columns).unwrap_or_else(|e| e.status())
+                event_table(&self.kind, object, version, &self.query, with_columns)
+                    .unwrap_or_else(|e| e.status())
             }
             Output::PartialObjectMetadata => partial_metadata(object),
             _ => object.clone(),

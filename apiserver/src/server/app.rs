@@ -107,7 +107,7 @@ async fn version(State(state): State<Arc<ApiState>>) -> Response {
     rest::json_response(StatusCode::OK, &body, &[])
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: axum::http::HeaderName) -> Option<&'a str> {
+fn header(headers: &HeaderMap, name: axum::http::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 

@@ -72,10 +72,10 @@ async fn run_compactor(state: Arc<ApiState>) {
             _ = state.shutdown.cancelled() => return,
             _ = tokio::time::sleep(COMPACTION_INTERVAL) => {}
         }
-        if let Some(revision) = previous {
-            if let Err(e) = state.store.compact(revision).await {
-                tracing::warn!(error = %e, revision, "compacting the store failed");
-            }
+        if let Some(revision) = previous
+            && let Err(e) = state.store.compact(revision).await
+        {
+            tracing::warn!(error = %e, revision, "compacting the store failed");
         }
         previous = state.store.current_revision().await.ok();
     }

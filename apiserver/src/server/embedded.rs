@@ -122,7 +122,7 @@ pub async fn open_store(
     backend: &StorageBackend,
 ) -> Result<Arc<dyn Store>, StartError> {
     Ok(match backend {
-        StorageBackend::Sqlite => Arc::new(SqliteStore::open(&data_dir.join("arc.db"))?),
+        StorageBackend::Sqlite => Arc::new(SqliteStore::open(data_dir.join("arc.db"))?),
         StorageBackend::Etcd { endpoints } => Arc::new(EtcdStore::connect(endpoints).await?),
     })
 }

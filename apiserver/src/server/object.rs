@@ -249,15 +249,15 @@ pub fn normalize(kind: &ResourceKind, object: &mut Value) {
         }
         meta.remove("selfLink");
     }
-    if !kind.group.is_empty() {
-        if let Some(map) = object.as_object_mut() {
-            let spec = map.entry("spec").or_insert_with(|| json!({}));
-            if spec.is_null() {
-                *spec = json!({});
-            }
-            if map.get("status").is_some_and(Value::is_null) {
-                map.remove("status");
-            }
+    if !kind.group.is_empty()
+        && let Some(map) = object.as_object_mut()
+    {
+        let spec = map.entry("spec").or_insert_with(|| json!({}));
+        if spec.is_null() {
+            *spec = json!({});
+        }
+        if map.get("status").is_some_and(Value::is_null) {
+            map.remove("status");
         }
     }
 }

@@ -73,10 +73,10 @@ pub fn parse_target(path: &str, kinds: &[ResourceKind]) -> Result<Option<Target>
     }
     let name = rest.get(1).map(|s| s.to_string());
     let subresource = rest.get(2).map(|s| s.to_string());
-    if let Some(sub) = &subresource {
-        if sub != "status" || !kind.has_status {
-            return Err(ApiError::UnknownPath);
-        }
+    if let Some(sub) = &subresource
+        && (sub != "status" || !kind.has_status)
+    {
+        return Err(ApiError::UnknownPath);
     }
     Ok(Some(Target {
         kind: index,

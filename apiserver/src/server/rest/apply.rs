@@ -166,7 +166,7 @@ fn get<'a>(value: &'a Value, path: &[Step]) -> Option<&'a Value> {
 
 fn item_matches(item: &Value, key: &str, id: &str) -> bool {
     item.get(key)
-        .is_some_and(|x| x.as_str() == Some(id) || x.to_string() == id)
+        .is_some_and(|x| x.as_str() == Some(id) || *x == id)
 }
 
 fn remove(value: &mut Value, path: &[Step]) {

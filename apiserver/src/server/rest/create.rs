@@ -139,10 +139,10 @@ pub(crate) fn prepare_new(kind: &ResourceKind, object: &mut Value, manager: &str
         meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
         meta.insert("generation".into(), json!(1));
     }
-    if kind.has_status {
-        if let Some(map) = object.as_object_mut() {
-            map.remove("status");
-        }
+    if kind.has_status
+        && let Some(map) = object.as_object_mut()
+    {
+        map.remove("status");
     }
     if kind.group.is_empty() && kind.plural == "namespaces" {
         object["spec"] = json!({"finalizers": ["kubernetes"]});

@@ -70,12 +70,12 @@ impl DeleteOptions {
                 options.dry_run |= dry.iter().any(|d| d == "All");
             }
         }
-        if let Some(p) = &options.propagation {
-            if !matches!(p.as_str(), "Orphan" | "Background" | "Foreground") {
-                return Err(ApiError::BadRequest(format!(
-                    "Unsupported value: {p:?}: supported values: \"Orphan\", \"Background\", \"Foreground\""
-                )));
-            }
+        if let Some(p) = &options.propagation
+            && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground")
+        {
+            return Err(ApiError::BadRequest(format!(
+                "Unsupported value: {p:?}: supported values: \"Orphan\", \"Background\", \"Foreground\""
+            )));
         }
         Ok(options)
     }
@@ -98,26 +98,26 @@ async fn delete_one(
     let subject = ctx.subject(name);
     for _ in 0..MAX_DELETE_ATTEMPTS {
         let (current, rev) = load(ctx, name).await?;
-        if let Some(uid) = &options.precondition_uid {
-            if uid != uid_of(&current) {
-                return Err(ApiError::Conflict {
-                    subject,
-                    detail: format!(
-                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                        uid_of(&current)
-                    ),
-                });
-            }
+        if let Some(uid) = &options.precondition_uid
+            && uid != uid_of(&current)
+        {
+            return Err(ApiError::Conflict {
+                subject,
+                detail: format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    uid_of(&current)
+                ),
+            });
         }
-        if let Some(expected) = &options.precondition_rv {
-            if *expected != rev.to_string() {
-                return Err(ApiError::Conflict {
-                    subject,
-                    detail: format!(
-                        "Precondition failed: ResourceVersion in precondition: {expected}, ResourceVersion in object meta: {rev}"
-                    ),
-                });
-            }
+        if let Some(expected) = &options.precondition_rv
+            && *expected != rev.to_string()
+        {
+            return Err(ApiError::Conflict {
+                subject,
+                detail: format!(
+                    "Precondition failed: ResourceVersion in precondition: {expected}, ResourceVersion in object meta: {rev}"
+                ),
+            });
         }
         let mut next = current.clone();
         let mut finalizers = finalizers_of(&current);

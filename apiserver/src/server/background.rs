@@ -357,34 +357,14 @@ async fn drop_owner(
 /// Deletes an object the way a Background DELETE would: immediately when it has no finalizers,
 /// else by setting its deletionTimestamp.
 async fn mark_deleted(state: &Arc<ApiState>, key: &str) -> Result<usize, StorageError> {
-    let Some(kv) = state.store.get(key).await? else {
-        return Ok(0);
-    };
-    let Ok(mut object) = from_stored(&kv) else {
-        return Ok(0);
-    };
-    let result = if finalizers_of(&object).is_empty() {
-        state.store.delete(key, kv.mod_revision).await.map(|_| ())
-    } else if object["metadata"]
-        .get("deletionTimestamp")
-        .is_some_and(|v| !v.is_null())
-    {
-        return Ok(0);
-    } else {
+    // `modify` deletes an object that is terminating without finalizers, and stores the rest.
+    modify(state, key, |object| {
+        if super::object::is_terminating(object) {
+            return false;
+        }
         object["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
         object["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-        state
-            .store
-            .update(key, to_stored(&object), kv.mod_revision)
-            .await
-            .map(|_| ())
-    };
-    match result {
-        Ok(()) => {
-            state.deletions.notify_one();
-            Ok(1)
-        }
-        Err(StorageError::Conflict { .. } | StorageError::NotFound { .. }) => Ok(0),
-        Err(e) => Err(e),
-    }
+        true
+    })
+    .await
 }

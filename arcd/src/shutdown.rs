@@ -40,3 +40,11 @@ impl Signals {
         }
     }
 }
+
+/// Installs the handlers and waits for SIGTERM or SIGINT, for commands without a reload
+/// (`arcd apiserver`, `arcd controllers`); SIGHUP is ignored there.
+pub async fn terminated() -> std::io::Result<()> {
+    let mut signals = Signals::install()?;
+    while signals.next().await != Signal::Terminate {}
+    Ok(())
+}

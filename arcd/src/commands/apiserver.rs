@@ -76,21 +76,10 @@ pub fn run(args: ApiserverArgs) -> anyhow::Result<ExitCode> {
         let shutdown = CancellationToken::new();
         let server = start(config, shutdown.clone()).await?;
         tracing::info!(url = %server.url, kubeconfig = %server.admin_kubeconfig.display(), "serving the ARC API");
-        wait_for_signal().await?;
+        crate::shutdown::terminated().await.context("installing the signal handlers")?;
         tracing::info!("stopping");
         shutdown.cancel();
         server.task.await.context("server task")?.context("serving")?;
         Ok(ExitCode::SUCCESS)
     })
-}
-
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
 }

@@ -112,7 +112,9 @@ pub fn run(args: ControllersArgs) -> anyhow::Result<ExitCode> {
             executor,
             cancel.clone(),
         ));
-        wait_for_signal().await?;
+        crate::shutdown::terminated()
+            .await
+            .context("installing the signal handlers")?;
         tracing::info!("stopping");
         cancel.cancel();
         if tokio::time::timeout(SHUTDOWN_DEADLINE, task).await.is_err() {
@@ -123,15 +125,4 @@ pub fn run(args: ControllersArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
-}
-
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
 }

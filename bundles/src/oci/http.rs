@@ -2,7 +2,6 @@
 //! ring, system roots plus an optional CA), status and transport errors that name the endpoint
 //! and artifact, registry error bodies, bounded reads and byte skipping.
 
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -169,43 +168,10 @@ pub(crate) fn skip_bytes(
     })
 }
 
-/// The system's root certificates, loaded once per process.
-fn native_roots() -> &'static rustls::RootCertStore {
-    static ROOTS: OnceLock<rustls::RootCertStore> = OnceLock::new();
-    ROOTS.get_or_init(|| {
-        let mut roots = rustls::RootCertStore::empty();
-        let loaded = rustls_native_certs::load_native_certs();
-        for error in &loaded.errors {
-            tracing::debug!("loading system root certificates: {error}");
-        }
-        roots.add_parsable_certificates(loaded.certs);
-        roots
-    })
-}
-
-/// An HTTP client (HTTP/1.1, rustls with ring) trusting the system roots plus `ca_pem`.
 pub(crate) fn build_http_client(ca_pem: Option<&[u8]>) -> Result<reqwest::Client> {
-    let mut roots = native_roots().clone();
-    if let Some(pem) = ca_pem {
-        let mut added = 0;
-        for cert in rustls_pemfile::certs(&mut &pem[..]) {
-            let cert =
-                cert.map_err(|e| Error::invalid_parameter(format!("ca.crt: not PEM: {e}")))?;
-            roots.add(cert).map_err(|e| {
-                Error::invalid_parameter(format!("ca.crt: unusable certificate: {e}"))
-            })?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(Error::invalid_parameter("ca.crt holds no PEM certificate"));
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::new(ErrorKind::Transport, format!("TLS setup: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    // The same trust as every other client of the data plane (system roots plus `ca.crt`),
+    // restricted to HTTP/1.1: registries' chunked uploads are sequential anyway.
+    let mut tls = crate::http::tls_config(ca_pem)?;
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)

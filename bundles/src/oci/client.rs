@@ -179,6 +179,7 @@ impl RegistryClient {
         &self,
         response: &Response,
         scope: &str,
+        rejected: Option<&str>,
         url: &str,
         reference: &str,
     ) -> Result<()> {
@@ -199,6 +200,14 @@ impl RegistryClient {
         };
         let mut state = self.inner.state.lock().await;
         state.challenge = Some(challenge.clone());
+        // Parallel transfers hit the same 401 at once: the first fetches the scope's token, the
+        // others find it here (a token other than the one just refused) and use it.
+        if matches!(challenge, Challenge::Bearer { .. })
+            && let Some(current) = state.header(&self.inner.auth, scope)
+            && rejected != Some(current.as_str())
+        {
+            return Ok(());
+        }
         match (&challenge, &self.inner.auth) {
             (_, RegistryAuth::Bearer(_)) => Err(unauthorized(
                 "the registry refused the configured token".into(),
@@ -299,7 +308,8 @@ impl RegistryClient {
                 return Err(Error::cancelled());
             }
             let mut request = make(&self.inner.http);
-            if let Some(header) = self.auth_header(scope).await {
+            let sent_auth = self.auth_header(scope).await;
+            if let Some(header) = &sent_auth {
                 request = request.header(AUTHORIZATION, header);
             }
             let request = request
@@ -321,7 +331,8 @@ impl RegistryClient {
                         .with_endpoint(url)
                         .with_artifact(reference));
                     }
-                    self.authenticate(&response, scope, &url, reference).await?;
+                    self.authenticate(&response, scope, sent_auth.as_deref(), &url, reference)
+                        .await?;
                     authenticated = true;
                     attempt -= 1;
                     continue;
@@ -553,7 +564,8 @@ impl RegistryClient {
             .header(CONTENT_LENGTH, len.to_string())
             .header("content-range", format!("{start}-{}", start + len - 1))
             .body(body);
-        if let Some(header) = self.auth_header(&scope).await {
+        let sent_auth = self.auth_header(&scope).await;
+        if let Some(header) = &sent_auth {
             request = request.header(AUTHORIZATION, header);
         }
         let response = request
@@ -562,8 +574,14 @@ impl RegistryClient {
             .map_err(|e| transport_error(&e, session.as_str(), &artifact))?;
         if response.status() == StatusCode::UNAUTHORIZED {
             // The token expired mid-transfer: renew it; the caller retries the chunk.
-            self.authenticate(&response, &scope, session.as_str(), &artifact)
-                .await?;
+            self.authenticate(
+                &response,
+                &scope,
+                sent_auth.as_deref(),
+                session.as_str(),
+                &artifact,
+            )
+            .await?;
             return Err(Error::transient("HTTP 401 during upload, token renewed")
                 .with_endpoint(session.to_string()));
         }

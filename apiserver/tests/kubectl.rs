@@ -71,24 +71,29 @@ impl Kubectl {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
-    fn apply_stdin(&self, yaml: &str, extra: &[&str]) -> String {
-        let mut args = vec!["apply", "-f", "-"];
-        args.extend_from_slice(extra);
+    /// Runs kubectl with `input` on its standard input.
+    fn run_stdin(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
         let mut child = self
-            .command(&args)
+            .command(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        use std::io::Write;
         child
             .stdin
             .take()
             .unwrap()
-            .write_all(yaml.as_bytes())
+            .write_all(input.as_bytes())
             .unwrap();
-        let out = child.wait_with_output().unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    fn apply_stdin(&self, yaml: &str, extra: &[&str]) -> String {
+        let mut args = vec!["apply", "-f", "-"];
+        args.extend_from_slice(extra);
+        let out = self.run_stdin(&args, yaml);
         assert!(
             out.status.success(),
             "kubectl apply failed: {}",
@@ -291,21 +296,7 @@ fn scenario(version: &str) {
         .unwrap()
         .replace("name: o1", "name: o2")
         .replace("defaults:", "bogus: 1\n  defaults:");
-    let mut create = k
-        .command(&["create", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    create
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(bad.as_bytes())
-        .unwrap();
-    let out = create.wait_with_output().unwrap();
+    let out = k.run_stdin(&["create", "-f", "-"], &bad);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("bogus"),
@@ -411,20 +402,7 @@ fn scenario(version: &str) {
         "action":"Reconcile","reason":"Testing","note":"an event for describe","type":"Normal",
         "regarding":{{"apiVersion":"arc.opendefense.cloud/v1alpha1","kind":"Order","name":"o3","namespace":"default","uid":"{uid}"}}}}"#
     );
-    let mut create = k
-        .command(&["create", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    create
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(event.as_bytes())
-        .unwrap();
-    let out = create.wait_with_output().unwrap();
+    let out = k.run_stdin(&["create", "-f", "-"], &event);
     assert!(
         out.status.success(),
         "create event: {}",

@@ -550,7 +550,9 @@ impl FieldSelector {
         self.matches_with(selectable_fields(kind), object)
     }
 
-    fn matches_with(&self, extra: &[(&str, &str)], object: &Value) -> bool {
+    /// [`FieldSelector::matches`] with the kind's extra selectable fields given directly
+    /// ([`crate::server::kinds::selectable_fields`]).
+    pub fn matches_with(&self, extra: &[(&str, &str)], object: &Value) -> bool {
         self.requirements.iter().all(|r| {
             let actual = lookup_field(extra, object, &r.field);
             (actual == r.value) == (r.operator == FieldOperator::Equals)

@@ -3,6 +3,7 @@
 use serde_json::Value;
 
 use crate::server::errors::ApiError;
+use crate::server::kinds::selectable_fields;
 use crate::server::registry::ResourceKind;
 use crate::server::request::Query;
 use crate::server::selectors::{FieldSelector, LabelSelector};
@@ -10,7 +11,8 @@ use crate::server::selectors::{FieldSelector, LabelSelector};
 /// A parsed `labelSelector` + `fieldSelector` for one kind.
 #[derive(Clone, Debug)]
 pub struct ListFilter {
-    kind: ResourceKind,
+    /// The kind's extra selectable fields (kept instead of a copy of the whole kind row).
+    selectable: &'static [(&'static str, &'static str)],
     labels: LabelSelector,
     fields: FieldSelector,
 }
@@ -24,7 +26,7 @@ impl ListFilter {
         let fields = FieldSelector::parse_for(kind, query.get("fieldSelector").unwrap_or(""))
             .map_err(|e| ApiError::BadRequest(e.to_string()))?;
         Ok(Self {
-            kind: kind.clone(),
+            selectable: selectable_fields(kind),
             labels,
             fields,
         })
@@ -37,6 +39,6 @@ impl ListFilter {
 
     /// Whether `object` matches both selectors.
     pub fn matches(&self, object: &Value) -> bool {
-        self.labels.matches(object) && self.fields.matches(&self.kind, object)
+        self.labels.matches(object) && self.fields.matches_with(self.selectable, object)
     }
 }

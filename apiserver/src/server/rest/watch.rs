@@ -30,19 +30,25 @@ const WATCH_BUFFER_EVENTS: usize = 1024;
 
 /// Encodes events for one watcher in its negotiated representation.
 struct Encoder {
-    kind: ResourceKind,
+    /// The server state and the watched kind's row in it (no copy of the row per watch).
+    state: std::sync::Arc<crate::server::state::ApiState>,
+    kind_index: usize,
     output: Output,
     query: Query,
     sent_table_header: bool,
 }
 
 impl Encoder {
+    fn kind(&self) -> &ResourceKind {
+        &self.state.kinds[self.kind_index]
+    }
+
     fn event(&mut self, type_: &str, object: &Value) -> Bytes {
         let object = match self.output {
             Output::Table(version) => {
                 let with_columns = !self.sent_table_header;
                 self.sent_table_header = true;
-                event_table(&self.kind, object, version, &self.query, with_columns)
+                event_table(self.kind(), object, version, &self.query, with_columns)
                     .unwrap_or_else(|e| e.status())
             }
             Output::PartialObjectMetadata => partial_metadata(object),
@@ -61,7 +67,7 @@ impl Encoder {
                 json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": metadata})
             }
             _ => {
-                json!({"kind": self.kind.kind, "apiVersion": self.kind.api_version(), "metadata": metadata})
+                json!({"kind": self.kind().kind, "apiVersion": self.kind().api_version(), "metadata": metadata})
             }
         };
         line(&json!({"type": "BOOKMARK", "object": object}))
@@ -133,7 +139,8 @@ pub(super) async fn watch(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     };
 
     let mut encoder = Encoder {
-        kind: ctx.kind.clone(),
+        state: ctx.state.clone(),
+        kind_index: ctx.target.kind,
         output,
         query: ctx.query.clone(),
         sent_table_header: false,
@@ -213,8 +220,8 @@ pub(super) async fn watch(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
                     }
                 }
                 WatchEvent::Put { kv, prev } => {
-                    let new = decode(&encoder.kind, &kv).ok();
-                    let old = prev.as_ref().and_then(|p| decode(&encoder.kind, p).ok());
+                    let new = decode(encoder.kind(), &kv).ok();
+                    let old = prev.as_ref().and_then(|p| decode(encoder.kind(), p).ok());
                     let new_matches = new.as_ref().is_some_and(|o| filter.matches(o));
                     let old_matches = old.as_ref().is_some_and(|o| filter.matches(o));
                     match (old_matches, new_matches, new, old) {
@@ -227,7 +234,7 @@ pub(super) async fn watch(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
                         _ => None,
                     }
                 }
-                WatchEvent::Delete { prev, revision } => match decode(&encoder.kind, &prev) {
+                WatchEvent::Delete { prev, revision } => match decode(encoder.kind(), &prev) {
                     Ok(mut o) if filter.matches(&o) => {
                         set_resource_version(&mut o, revision);
                         Some(encoder.event("DELETED", &o))
